@@ -1,0 +1,53 @@
+# candlecast — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SOURCE ?= sample
+SYMBOL ?= BTC-USD
+export CANDLECAST_HOME ?= $(CURDIR)/data
+export BENTOML_HOME ?= $(CANDLECAST_HOME)/bentoml
+export BENTOML_DO_NOT_TRACK := true
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export FEAST_USAGE := False
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-slow bench lint format image clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install candlecast with dev extras
+
+demo: $(STAMP) ## Run the whole pipeline offline (SOURCE=coinbase for live data) and print a prediction
+	$(BIN)/python -m deploy.demo --source $(SOURCE) --symbol $(SYMBOL)
+
+test: $(STAMP) ## Run the default test suite (unit + integration, not slow)
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: $(STAMP) ## Run the slow tests (full training, load tests)
+	$(BIN)/python -m pytest -m slow
+
+bench: $(STAMP) ## Run the benchmarks in bench/ (results go in BENCHMARKS.md)
+	$(BIN)/python -m bench
+
+lint: $(STAMP) ## ruff check + ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+image: $(STAMP) ## Build the Bento and a multi-arch image (PUSH=1 to push; IMAGE=registry/name)
+	$(BIN)/python -m deploy.image $(if $(PUSH),--push,)
+
+clean: ## Remove generated state under CANDLECAST_HOME
+	rm -rf $(CANDLECAST_HOME)

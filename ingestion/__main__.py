@@ -1,0 +1,5 @@
+"""``python -m ingestion``: candle and feature jobs."""
+
+from ingestion.cli import app
+
+app()

@@ -1,0 +1,189 @@
+"""The candle store: hourly OHLCV candles as parquet, one folder per symbol.
+
+Layout::
+
+    $CANDLECAST_HOME/candles/symbol=BTC-USD/2024-01.parquet   # one file per UTC month
+
+Each file holds the columns of :data:`CANDLE_SCHEMA` sorted by ``time`` with no
+duplicate ``time``. A write merges new candles into the month files they touch
+and replaces each file atomically (temp file, fsync, ``os.replace``), so a
+process killed at any instant leaves every file either as it was or fully
+updated: never half-written, never duplicated. Existing candles win over
+incoming ones: a stored candle is history, and re-running a backfill over a
+stored window changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+CANDLE_COLUMNS = ["symbol", "time", "open", "high", "low", "close", "volume"]
+CANDLE_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+    ]
+)
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
+
+
+class InvalidSymbolError(ValueError):
+    """A symbol that is not of the exchange's ``BASE-QUOTE`` form."""
+
+
+def normalize_symbol(symbol: str) -> str:
+    """Upper-case and check a product id such as ``btc-usd`` -> ``BTC-USD``."""
+    value = symbol.strip().upper()
+    if not _SYMBOL_RE.match(value):
+        raise InvalidSymbolError(
+            f"invalid symbol {symbol!r}: expected a Coinbase product id like BTC-USD"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: candles offered, newly stored, and already present."""
+
+    offered: int
+    new: int
+    existing: int
+
+
+class CandleStore:
+    """Read and atomically merge hourly candles under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def symbol_dir(self, symbol: str) -> Path:
+        return self.root / f"symbol={normalize_symbol(symbol)}"
+
+    def symbols(self) -> list[str]:
+        """Symbols with at least one stored candle, sorted."""
+        if not self.root.exists():
+            return []
+        return sorted(
+            p.name.split("=", 1)[1]
+            for p in self.root.glob("symbol=*")
+            if p.is_dir() and any(p.glob("*.parquet"))
+        )
+
+    def files(self, symbol: str | None = None) -> list[Path]:
+        pattern = f"symbol={normalize_symbol(symbol)}/*.parquet" if symbol else "symbol=*/*.parquet"
+        return sorted(self.root.glob(pattern))
+
+    def read(
+        self,
+        symbol: str | None = None,
+        start: datetime | pd.Timestamp | None = None,
+        end: datetime | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """Candles with ``start <= time < end`` sorted by (symbol, time), via DuckDB."""
+        files = self.files(symbol)
+        if not files:
+            return empty_candles()
+        where, params = ["TRUE"], []
+        if start is not None:
+            where.append("time >= ?")
+            params.append(_utc(start).to_pydatetime())
+        if end is not None:
+            where.append("time < ?")
+            params.append(_utc(end).to_pydatetime())
+        sql = (
+            f"SELECT {', '.join(CANDLE_COLUMNS)} FROM read_parquet(?, hive_partitioning=false) "
+            f"WHERE {' AND '.join(where)} ORDER BY symbol, time"
+        )
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone='UTC'")
+            table = con.execute(sql, [[str(f) for f in files], *params]).fetch_arrow_table()
+        return table.cast(CANDLE_SCHEMA).to_pandas()
+
+    def write(self, candles: pd.DataFrame) -> WriteResult:
+        """Merge candles into the store; stored candles are kept as they are.
+
+        The frame must have :data:`CANDLE_COLUMNS`; rows are validated by the
+        caller (ingestion validates every candle before it gets here).
+        """
+        frame = to_candle_frame(candles)
+        if frame.empty:
+            return WriteResult(0, 0, 0)
+        frame = frame.drop_duplicates(["symbol", "time"], keep="first")
+        new = 0
+        for (symbol, month), part in frame.groupby(
+            [frame["symbol"], frame["time"].dt.strftime("%Y-%m")], sort=True
+        ):
+            new += self._merge_month(str(symbol), str(month), part)
+        return WriteResult(offered=len(frame), new=new, existing=len(frame) - new)
+
+    def _merge_month(self, symbol: str, month: str, part: pd.DataFrame) -> int:
+        path = self.symbol_dir(symbol) / f"{month}.parquet"
+        if path.exists():
+            stored = pq.read_table(path).cast(CANDLE_SCHEMA).to_pandas()
+            fresh = part[~part["time"].isin(stored["time"])]
+            if fresh.empty:
+                return 0
+            merged = pd.concat([stored, fresh], ignore_index=True)
+        else:
+            fresh = part
+            merged = part
+        merged = merged.sort_values("time", kind="stable").reset_index(drop=True)
+        atomic_write_parquet(pa.Table.from_pandas(merged, schema=CANDLE_SCHEMA, preserve_index=False), path)
+        return len(fresh)
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` so readers see the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def empty_candles() -> pd.DataFrame:
+    return CANDLE_SCHEMA.empty_table().to_pandas()
+
+
+def to_candle_frame(candles: pd.DataFrame) -> pd.DataFrame:
+    """Coerce a frame to the store's column order and dtypes (UTC, microseconds)."""
+    missing = [c for c in CANDLE_COLUMNS if c not in candles.columns]
+    if missing:
+        raise ValueError(f"candle frame is missing columns {missing}")
+    frame = candles[CANDLE_COLUMNS].copy()
+    frame["symbol"] = frame["symbol"].astype(str)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True).astype("datetime64[us, UTC]")
+    for column in CANDLE_COLUMNS[2:]:
+        frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def _utc(value: datetime | pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
