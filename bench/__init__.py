@@ -1,0 +1,1 @@
+"""Benchmarks: each module has ``main()`` printing figures beside a same-run baseline."""
