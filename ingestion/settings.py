@@ -28,8 +28,13 @@ class Settings(BaseSettings):
     coinbase_requests_per_second: float = 5.0
     coinbase_max_attempts: int = 6
     coinbase_timeout_seconds: float = 10.0
+    coinbase_backoff_base_seconds: float = 0.5
+    coinbase_backoff_max_seconds: float = 30.0
     stale_after_seconds: int = 7200
     feature_repo: Path = PROJECT_ROOT / "feature_repo"
+    serve_symbols: str = Field(
+        default="BTC-USD", description="Comma-separated symbols the prediction service serves."
+    )
 
     @field_validator("home", "feature_repo")
     @classmethod

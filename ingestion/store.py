@@ -15,9 +15,13 @@ stored window changes nothing.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +43,8 @@ CANDLE_SCHEMA = pa.schema(
         ("volume", pa.float64()),
     ]
 )
+#: Sidecar file in a symbol folder marking its candles as generated, not real.
+SYNTHETIC_MARKER = "SYNTHETIC.json"
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
 
 
@@ -111,7 +117,8 @@ class CandleStore:
         )
         with duckdb.connect() as con:
             con.execute("SET TimeZone='UTC'")
-            table = con.execute(sql, [[str(f) for f in files], *params]).fetch_arrow_table()
+            relation = con.sql(sql, params=[[str(f) for f in files], *params])
+            table = _arrow_table(relation)
         return table.cast(CANDLE_SCHEMA).to_pandas()
 
     def write(self, candles: pd.DataFrame) -> WriteResult:
@@ -125,11 +132,36 @@ class CandleStore:
             return WriteResult(0, 0, 0)
         frame = frame.drop_duplicates(["symbol", "time"], keep="first")
         new = 0
-        for (symbol, month), part in frame.groupby(
-            [frame["symbol"], frame["time"].dt.strftime("%Y-%m")], sort=True
-        ):
-            new += self._merge_month(str(symbol), str(month), part)
+        for symbol, rows in frame.groupby("symbol", sort=True):
+            with self._locked(str(symbol)):
+                for month, part in rows.groupby(rows["time"].dt.strftime("%Y-%m"), sort=True):
+                    new += self._merge_month(str(symbol), str(month), part)
         return WriteResult(offered=len(frame), new=new, existing=len(frame) - new)
+
+    def synthetic_info(self, symbol: str) -> dict | None:
+        """The generator's description if ``symbol`` holds synthetic candles, else None."""
+        marker = self.symbol_dir(symbol) / SYNTHETIC_MARKER
+        return json.loads(marker.read_text()) if marker.exists() else None
+
+    def mark_synthetic(self, symbol: str, info: dict) -> None:
+        """Label a symbol's candles as synthetic so no stage mistakes them for market data."""
+        marker = self.symbol_dir(symbol) / SYNTHETIC_MARKER
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"synthetic": True, **info}, indent=2, sort_keys=True))
+        os.replace(tmp, marker)
+
+    @contextlib.contextmanager
+    def _locked(self, symbol: str) -> Iterator[None]:
+        """Serialise writers of one symbol (a backfill and the update job may overlap)."""
+        folder = self.symbol_dir(symbol)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _merge_month(self, symbol: str, month: str, part: pd.DataFrame) -> int:
         path = self.symbol_dir(symbol) / f"{month}.parquet"
@@ -143,7 +175,9 @@ class CandleStore:
             fresh = part
             merged = part
         merged = merged.sort_values("time", kind="stable").reset_index(drop=True)
-        atomic_write_parquet(pa.Table.from_pandas(merged, schema=CANDLE_SCHEMA, preserve_index=False), path)
+        atomic_write_parquet(
+            pa.Table.from_pandas(merged, schema=CANDLE_SCHEMA, preserve_index=False), path
+        )
         return len(fresh)
 
 
@@ -182,6 +216,12 @@ def to_candle_frame(candles: pd.DataFrame) -> pd.DataFrame:
     for column in CANDLE_COLUMNS[2:]:
         frame[column] = frame[column].astype("float64")
     return frame
+
+
+def _arrow_table(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    """A relation as an Arrow table across DuckDB versions (2.x renamed ``arrow()``)."""
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch()
 
 
 def _utc(value: datetime | pd.Timestamp) -> pd.Timestamp:
