@@ -65,7 +65,7 @@ def _store() -> CandleStore:
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code=code)
 
 
@@ -145,7 +145,10 @@ def _print_backfill(results: list) -> None:
     out.print(table)
     for r in results:
         if r.gaps:
-            out.print(f"{r.symbol}: {escape(summarize_gaps(r.gaps))} (reported, not filled)")
+            out.print(
+                f"{r.symbol}: {escape(summarize_gaps(r.gaps))} (reported, not filled)",
+                soft_wrap=True,
+            )
 
 
 @app.command("load-csv")
@@ -162,7 +165,8 @@ def load_csv(
     out.print(
         f"{result.symbol}: {result.rows} candles read from {escape(str(path))}, "
         f"{result.write.new} new, {result.write.existing} already stored; "
-        f"{escape(summarize_gaps(result.gaps))}"
+        f"{escape(summarize_gaps(result.gaps))}",
+        soft_wrap=True,
     )
 
 
@@ -184,7 +188,8 @@ def sample(
     out.print(
         f"[bold yellow]SYNTHETIC[/] {name}: {hours} generated candles (seed {seed}) "
         f"{result.first:%Y-%m-%d %H:%M} .. {result.last:%Y-%m-%d %H:%M} UTC, "
-        f"{result.write.new} new, {result.write.existing} already stored. Not market data."
+        f"{result.write.new} new, {result.write.existing} already stored. Not market data.",
+        soft_wrap=True,
     )
 
 
@@ -223,7 +228,7 @@ def status(
     out.print(table)
     for r in rows:
         if r.gaps:
-            out.print(f"{r.symbol}: {escape(summarize_gaps(r.gaps))}")
+            out.print(f"{r.symbol}: {escape(summarize_gaps(r.gaps))}", soft_wrap=True)
 
 
 def _register_feature_commands() -> None:
