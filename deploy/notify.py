@@ -1,0 +1,76 @@
+"""``python -m deploy.notify``: send the signed deploy request (used by the CD workflow).
+
+The secret comes from ``CANDLECAST_DEPLOY_SECRET`` only, never from an argument, because
+argv shows up in process lists and CI logs. A 409 (a deployment still running) is retried with
+a fresh signature until ``--wait-busy`` seconds pass, so two quick pushes both get deployed.
+Standard library only, like the webhook, so CD can run it before installing anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from deploy.auth import signed_headers
+
+
+def encode_request(image: str, tag: str) -> bytes:
+    """The exact body the webhook expects."""
+    return json.dumps({"image": image, "tag": tag}, separators=(",", ":")).encode()
+
+
+def send(url: str, secret: bytes, body: bytes, timeout: float) -> tuple[int, str]:
+    """POST ``body`` signed now; return ``(status, response text)``."""
+    headers = {"Content-Type": "application/json", **signed_headers(secret, body)}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def notify(url: str, secret: bytes, image: str, tag: str, timeout: float, wait_busy: float) -> int:
+    """Send until the deployer answers something other than 409; return the final status."""
+    body = encode_request(image, tag)
+    deadline = time.monotonic() + wait_busy
+    while True:
+        status, text = send(url, secret, body, timeout)
+        print(f"{status} {text}")
+        if status != 409 or time.monotonic() + 15 > deadline:
+            return status
+        time.sleep(15)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.notify",
+        description="Ask the Pi's deployer to deploy IMAGE:TAG (secret from "
+        "CANDLECAST_DEPLOY_SECRET). Exit 0 when it reports a healthy deployment.",
+    )
+    parser.add_argument("--url", required=True, help="https://…/hooks/deploy of the deployer")
+    parser.add_argument("--image", required=True, help="image repository, e.g. ghcr.io/o/c")
+    parser.add_argument("--tag", required=True, help="tag to deploy, e.g. sha-<commit>")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per request")
+    parser.add_argument("--wait-busy", type=float, default=900, help="seconds to retry a 409")
+    args = parser.parse_args(argv)
+    secret = os.environ.get("CANDLECAST_DEPLOY_SECRET", "").strip()
+    if not secret:
+        print("error: CANDLECAST_DEPLOY_SECRET is not set", file=sys.stderr)
+        return 2
+    try:
+        key = secret.encode()
+        status = notify(args.url, key, args.image, args.tag, args.timeout, args.wait_busy)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"error: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    return 0 if status == 200 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
