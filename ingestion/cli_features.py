@@ -3,7 +3,86 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+SYMBOL_HELP = "Coinbase product id, e.g. BTC-USD. Repeatable; default: every stored symbol."
+
+
+def features(
+    symbol: list[str] = typer.Option(None, "--symbol", "-s", help=SYMBOL_HELP),
+    full: bool = typer.Option(False, help="Recompute every row instead of extending."),
+    materialize: bool = typer.Option(
+        False, help="Also `feast apply` and materialize the dataset's whole range online."
+    ),
+) -> None:
+    """Compute or extend the feature dataset ($CANDLECAST_HOME/features) from the candles.
+
+    Idempotent: only rows after the latest feature row are computed (24 h look-back);
+    a symbol whose older candle history changed is recomputed in full.
+    """
+    from ingestion import feast_store
+    from ingestion.cli import _symbols, fail, out
+    from ingestion.feature_jobs import compute_job, materialize_all
+
+    try:
+        results = compute_job(_symbols(symbol or []) or None, full=full)
+    except LookupError as exc:
+        raise fail(str(exc), 2) from None
+    table = Table(title="features")
+    for column in ["symbol", "new rows", "mode"]:
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.symbol, str(r.count), "full" if r.full else "incremental")
+    out.print(table)
+    if materialize:
+        feast_store.apply()
+        window = materialize_all(_symbols(symbol or []) or None)
+        if window:
+            out.print(f"materialized {window[0]:%Y-%m-%d %H:%M} .. {window[1]:%Y-%m-%d %H:%M} UTC")
+
+
+def update(
+    symbol: list[str] = typer.Option(None, "--symbol", "-s", help=SYMBOL_HELP),
+) -> None:
+    """Real-time step (run hourly): fetch closed candles -> store -> features -> online store.
+
+    Prints the freshness: close time of the latest candle and seconds from fetch to online.
+    Needs `feast -c feature_repo apply` (or `features --materialize`) done once.
+    """
+    from ingestion.cli import _errors, _symbols, fail, out
+    from ingestion.feature_jobs import update_job
+
+    try:
+        with _errors():
+            results = update_job(_symbols(symbol or []) or None)
+    except LookupError as exc:
+        raise fail(str(exc), 2) from None
+    table = Table(title="update")
+    for column in ["symbol", "fetched", "new", "feature rows", "latest close (UTC)", "age", "s"]:
+        table.add_column(column)
+    for r in results:
+        latest = "-" if r.latest_close is None else f"{r.latest_close:%Y-%m-%d %H:%M}"
+        age = r.age_seconds()
+        table.add_row(
+            r.symbol,
+            str(r.fetched),
+            str(r.new_candles),
+            str(r.feature_rows),
+            latest,
+            "-" if age is None else f"{age / 60:.0f} min",
+            f"{r.seconds_to_online:.2f}",
+        )
+    out.print(table)
+    for r in results:
+        out.print(
+            f"{escape(r.symbol)}: latest candle closed {r.latest_close} UTC; "
+            f"fetch -> online in {r.seconds_to_online:.2f} s",
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the feature commands to ``app`` (filled in by the feature stage)."""
+    """Attach the feature commands to ``app``."""
+    app.command("features")(features)
+    app.command("update")(update)

@@ -1,0 +1,169 @@
+"""Feast access for every stage: the store, apply, materialize, push, reads.
+
+Training reads ``get_historical_features`` of a FeatureService; serving reads
+:func:`online_features`. The online store does not enforce the views' TTL, so
+:func:`online_features` returns the row's event timestamp and callers decide
+whether it is too old (``Settings.stale_after_seconds``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+from feast import FeatureService, FeatureStore
+from feast.data_source import PushMode
+from feast.repo_operations import get_repo_files, parse_repo
+
+from ingestion.settings import get_settings
+
+PUSH_SOURCE = "price_features_push"
+SERVICES = ("price_model_v1", "price_model_v2")
+
+
+def get_store() -> FeatureStore:
+    """The Feast store of the current CANDLECAST_HOME (exports it for the YAML first)."""
+    settings = get_settings()
+    settings.export_env()
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(repo_path=str(settings.feature_repo))
+
+
+@contextmanager
+def _repo_on_path(repo: Path) -> Iterator[None]:
+    """Import the repo's modules fresh, as ``feast apply`` does (cwd = repo, repo on sys.path).
+
+    Feast imports them as top-level modules (``features``, ``data_sources``...); a
+    cached import would keep the FileSource path of an earlier CANDLECAST_HOME.
+    """
+    names = [p.stem for p in get_repo_files(repo)]
+    old_cwd = Path.cwd()
+    for name in names:
+        sys.modules.pop(name, None)
+    sys.path.insert(0, str(repo))
+    os.chdir(repo)
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        sys.path.remove(str(repo))
+        for name in names:
+            sys.modules.pop(name, None)
+
+
+def apply() -> FeatureStore:
+    """Register the declarations of ``feature_repo/`` (like ``feast -c feature_repo apply``)."""
+    store = get_store()
+    repo = get_settings().feature_repo
+    with _repo_on_path(repo):
+        contents = parse_repo(repo)
+    store.apply(
+        [
+            *contents.entities,
+            *contents.data_sources,
+            *contents.feature_views,
+            *contents.feature_services,
+        ]
+    )
+    return store
+
+
+def ensure_applied() -> FeatureStore:
+    """The store, applying the repo first if this home has no registry yet."""
+    if not (get_settings().feast_dir / "registry.db").exists():
+        return apply()
+    return get_store()
+
+
+def materialize(start: datetime, end: datetime, store: FeatureStore | None = None) -> None:
+    """Load offline rows with ``start <= event_timestamp <= end`` into the online store."""
+    (store or get_store()).materialize(start_date=_utc(start), end_date=_utc(end))
+
+
+def push_online(rows: pa.Table | pd.DataFrame, store: FeatureStore | None = None) -> None:
+    """Write feature rows to the online store of every view (offline is written by us)."""
+    frame = rows.to_pandas() if isinstance(rows, pa.Table) else rows
+    if len(frame):
+        (store or get_store()).push(PUSH_SOURCE, frame, to=PushMode.ONLINE)
+
+
+def feature_service(name: str, store: FeatureStore | None = None) -> FeatureService:
+    if name not in SERVICES:
+        raise ValueError(f"unknown feature service {name!r}; choose from {list(SERVICES)}")
+    return (store or get_store()).get_feature_service(name)
+
+
+def feature_refs(service_name: str, store: FeatureStore | None = None) -> list[str]:
+    """``view:feature`` references of a FeatureService, in its order."""
+    service = feature_service(service_name, store)
+    return [
+        f"{projection.name_to_use()}:{field.name}"
+        for projection in service.feature_view_projections
+        for field in projection.features
+    ]
+
+
+def feature_names(service_name: str, store: FeatureStore | None = None) -> list[str]:
+    """Unqualified feature names of a FeatureService, in its order (model input order)."""
+    return [ref.split(":", 1)[1] for ref in feature_refs(service_name, store)]
+
+
+def historical_features(
+    entities: pd.DataFrame, service_name: str, store: FeatureStore | None = None
+) -> pd.DataFrame:
+    """Point-in-time join of ``entities`` (symbol, event_timestamp) with a FeatureService."""
+    store = store or get_store()
+    service = feature_service(service_name, store)
+    return store.get_historical_features(entity_df=entities, features=service).to_df()
+
+
+@dataclass(frozen=True)
+class OnlineFeatures:
+    """Latest online values of one symbol and the close time of the candle they describe."""
+
+    symbol: str
+    values: dict[str, float | None]
+    event_timestamp: pd.Timestamp | None
+
+    def age_seconds(self, now: datetime | None = None) -> float | None:
+        """Seconds since the candle closed (None if the store has no row)."""
+        if self.event_timestamp is None:
+            return None
+        now_ts = _utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+        return (now_ts - self.event_timestamp).total_seconds()
+
+
+def online_features(
+    symbol: str, service_name: str, store: FeatureStore | None = None
+) -> OnlineFeatures:
+    """Online values of ``service_name`` for ``symbol``, with their event timestamp."""
+    store = store or get_store()
+    service = feature_service(service_name, store)
+    response = store.get_online_features(features=service, entity_rows=[{"symbol": symbol}])
+    raw = response.to_dict(include_event_timestamps=True)
+    names = feature_names(service_name, store)
+    values = {name: raw[name][0] for name in names}
+    stamps = [raw[f"{name}__ts"][0] for name in names if raw.get(f"{name}__ts", [None])[0]]
+    oldest = min((_stamp(s) for s in stamps), default=None)
+    if all(v is None for v in values.values()):
+        oldest = None
+    return OnlineFeatures(symbol, values, oldest)
+
+
+def _stamp(value: int | datetime) -> pd.Timestamp:
+    """Feast returns ``__ts`` as Unix seconds (int) or a datetime depending on the store."""
+    if isinstance(value, int | float):
+        return pd.Timestamp(value, unit="s", tz="UTC")
+    return _utc(value)
+
+
+def _utc(value: datetime | pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

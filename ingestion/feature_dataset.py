@@ -1,0 +1,151 @@
+"""The offline feature dataset Feast reads, and its incremental extension.
+
+Layout (no ``key=value`` folder names, so DuckDB's hive auto-detection never
+adds a second ``symbol`` column)::
+
+    $CANDLECAST_HOME/features/BTC-USD/2024-01.parquet   # rows by UTC month of event_timestamp
+
+Every file has :data:`ingestion.features.FEATURE_SCHEMA`, sorted by
+``event_timestamp``, one row per timestamp, and is replaced atomically.
+
+Extending a symbol computes only rows after its latest feature row, from a
+bounded look-back of candles (:data:`LOOKBACK`). If the candle history before
+that row changed since (a backfilled gap), the symbol is recomputed in full,
+because rows after a filled gap get new lag values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ingestion.features import FEATURE_SCHEMA, LOOKBACK_HOURS, compute_features
+from ingestion.store import CandleStore, atomic_write_parquet, normalize_symbol
+
+#: Candles read before the first new row: the 24 lags plus one hour of margin.
+LOOKBACK = pd.Timedelta(hours=LOOKBACK_HOURS + 1)
+
+
+@dataclass(frozen=True)
+class ExtendResult:
+    """What an extension did for one symbol; ``rows`` are the new feature rows."""
+
+    symbol: str
+    rows: pa.Table
+    full: bool
+
+    @property
+    def count(self) -> int:
+        return self.rows.num_rows
+
+
+class FeatureDataset:
+    """Read and atomically merge feature rows under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def glob(self) -> str:
+        """Absolute glob of every feature file: the Feast FileSource path."""
+        return str(self.root / "*" / "*.parquet")
+
+    def files(self, symbol: str | None = None) -> list[Path]:
+        pattern = f"{normalize_symbol(symbol)}/*.parquet" if symbol else "*/*.parquet"
+        return sorted(self.root.glob(pattern))
+
+    def symbols(self) -> list[str]:
+        return sorted({p.parent.name for p in self.files()})
+
+    def read(self, symbol: str | None = None) -> pd.DataFrame:
+        """All rows (of ``symbol``), sorted by (symbol, event_timestamp)."""
+        files = self.files(symbol)
+        if not files:
+            return FEATURE_SCHEMA.empty_table().to_pandas()
+        table = pa.concat_tables(pq.read_table(f).cast(FEATURE_SCHEMA) for f in files)
+        return table.sort_by(
+            [("symbol", "ascending"), ("event_timestamp", "ascending")]
+        ).to_pandas()
+
+    def stats(self, symbol: str) -> tuple[pd.Timestamp | None, int]:
+        """(latest event_timestamp, row count) of ``symbol``, from the files' key column."""
+        files = self.files(symbol)
+        if not files:
+            return None, 0
+        stamps = pa.concat_arrays(
+            [
+                pq.read_table(f, columns=["event_timestamp"]).column(0).combine_chunks()
+                for f in files
+            ]
+        )
+        return pd.Timestamp(pc.max(stamps).as_py()), len(stamps)
+
+    def write(self, rows: pa.Table) -> None:
+        """Merge rows into their month files; a recomputed row replaces the stored one."""
+        rows = rows.cast(FEATURE_SCHEMA)
+        for symbol, month, part in _by_month(rows):
+            path = self.root / symbol / f"{month}.parquet"
+            if path.exists():
+                stored = pq.read_table(path).cast(FEATURE_SCHEMA)
+                keep = pc.invert(pc.is_in(stored["event_timestamp"], part["event_timestamp"]))
+                part = pa.concat_tables([stored.filter(keep), part])
+            atomic_write_parquet(part.sort_by("event_timestamp"), path)
+
+    def replace(self, symbol: str, rows: pa.Table) -> None:
+        """Make ``rows`` the whole dataset of ``symbol`` (full recompute)."""
+        old = set(self.files(symbol))
+        self.write(rows)
+        written = {
+            self.root / s / f"{m}.parquet" for s, m, _ in _by_month(rows.cast(FEATURE_SCHEMA))
+        }
+        for path in old - written:
+            path.unlink()
+
+
+def _by_month(rows: pa.Table) -> list[tuple[str, str, pa.Table]]:
+    if rows.num_rows == 0:
+        return []
+    frame = pa.table(
+        {
+            "symbol": rows["symbol"],
+            "month": pc.strftime(rows["event_timestamp"], format="%Y-%m"),
+        }
+    ).to_pandas()
+    parts = []
+    for (symbol, month), index in frame.groupby(["symbol", "month"], sort=True).indices.items():
+        parts.append((str(symbol), str(month), rows.take(pa.array(index))))
+    return parts
+
+
+def extend_features(
+    candles: CandleStore, dataset: FeatureDataset, symbol: str, full: bool = False
+) -> ExtendResult:
+    """Compute the feature rows of ``symbol`` that the dataset lacks and store them."""
+    symbol = normalize_symbol(symbol)
+    latest, count = dataset.stats(symbol)
+    if full or latest is None or _candles_closed_by(candles, symbol, latest) != count:
+        rows = compute_features(candles.read(symbol))
+        dataset.replace(symbol, rows)
+        return ExtendResult(symbol, rows, full=True)
+    recent = candles.read(symbol, start=latest - LOOKBACK)
+    rows = compute_features(recent, since=latest)
+    dataset.write(rows)
+    return ExtendResult(symbol, rows, full=False)
+
+
+def _candles_closed_by(candles: CandleStore, symbol: str, stamp: datetime) -> int:
+    """Stored candles of ``symbol`` whose close time is at or before ``stamp``."""
+    files = candles.files(symbol)
+    if not files:
+        return 0
+    cutoff = (pd.Timestamp(stamp) - pd.Timedelta(hours=1)).to_pydatetime()
+    sql = "SELECT count(*) FROM read_parquet(?, hive_partitioning=false) WHERE time <= ?"
+    with duckdb.connect() as con:
+        return int(con.execute(sql, [[str(f) for f in files], cutoff]).fetchone()[0])

@@ -1,0 +1,123 @@
+"""The feature jobs behind ``python -m ingestion features`` and ``update``.
+
+``features``: extend the offline feature dataset from the candle store.
+``update`` (hourly, for a scheduler): fetch newly closed candles -> candle store
+-> feature rows for them (same module, bounded look-back) -> offline dataset ->
+online store (push). Push goes to the ONLINE store only: Feast's offline push
+rewrites the whole file and duplicates rows per feature view.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ingestion import feast_store
+from ingestion.feature_dataset import ExtendResult, FeatureDataset, extend_features
+from ingestion.features import LOOKBACK_HOURS
+from ingestion.settings import get_settings
+from ingestion.store import CandleStore, normalize_symbol
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+    from ingestion.coinbase import CoinbaseClient
+
+HOUR = pd.Timedelta(hours=1)
+
+
+def _stores() -> tuple[CandleStore, FeatureDataset]:
+    settings = get_settings()
+    return CandleStore(settings.candles_dir), FeatureDataset(settings.features_dir)
+
+
+def compute_job(symbols: list[str] | None = None, full: bool = False) -> list[ExtendResult]:
+    """Extend (or with ``full`` recompute) the feature rows of ``symbols`` (default: all)."""
+    candles, dataset = _stores()
+    names = [normalize_symbol(s) for s in symbols] if symbols else candles.symbols()
+    missing = [s for s in names if not candles.files(s)]
+    if missing:
+        raise LookupError(f"no candles stored for {', '.join(missing)}; backfill or load-csv first")
+    return [extend_features(candles, dataset, name, full=full) for name in names]
+
+
+def materialize_all(symbols: list[str] | None = None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Materialize the whole event-time range of the dataset (first row .. last row)."""
+    dataset = FeatureDataset(get_settings().features_dir)
+    frame = dataset.read()
+    if symbols:
+        frame = frame[frame["symbol"].isin([normalize_symbol(s) for s in symbols])]
+    if frame.empty:
+        return None
+    start, end = frame["event_timestamp"].min(), frame["event_timestamp"].max()
+    feast_store.materialize(start, end)
+    return start, end
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """One symbol's real-time step."""
+
+    symbol: str
+    fetched: int
+    new_candles: int
+    feature_rows: int
+    latest_close: pd.Timestamp | None
+    seconds_to_online: float
+    requests: int
+
+    def age_seconds(self, now: pd.Timestamp | None = None) -> float | None:
+        if self.latest_close is None:
+            return None
+        return ((now or pd.Timestamp.now(tz="UTC")) - self.latest_close).total_seconds()
+
+
+def update_job(
+    symbols: list[str] | None = None,
+    now: pd.Timestamp | None = None,
+    client: CoinbaseClient | None = None,
+) -> list[UpdateResult]:
+    """Fetch newly closed candles of ``symbols`` and publish their features offline and online."""
+    candles, dataset = _stores()
+    names = [normalize_symbol(s) for s in symbols] if symbols else candles.symbols()
+    if not names:
+        raise LookupError("no symbols: pass --symbol or store candles first")
+    store = feast_store.ensure_applied()
+    return [_update_one(candles, dataset, store, name, now, client) for name in names]
+
+
+def _update_one(
+    candles: CandleStore,
+    dataset: FeatureDataset,
+    store: FeatureStore,
+    symbol: str,
+    now: pd.Timestamp | None,
+    client: CoinbaseClient | None,
+) -> UpdateResult:
+    """Fetch after the last stored candle (or the last 25 h for a new symbol), then publish."""
+    from ingestion.coinbase import fetch_candles
+
+    started = time.perf_counter()
+    stored = candles.read(symbol)
+    reference = now or pd.Timestamp.now(tz="UTC")
+    if stored.empty:
+        start = reference.floor("h") - (LOOKBACK_HOURS + 1) * HOUR
+    else:
+        start = stored["time"].max() + HOUR
+    fetched = fetch_candles(symbol, start, client=client, now=now)
+    written = candles.write(fetched.candles)
+    extended = extend_features(candles, dataset, symbol)
+    feast_store.push_online(extended.rows, store)
+    latest, _ = dataset.stats(symbol)
+    return UpdateResult(
+        symbol=symbol,
+        fetched=len(fetched.candles),
+        new_candles=written.new,
+        feature_rows=extended.count,
+        latest_close=latest,
+        seconds_to_online=time.perf_counter() - started,
+        requests=fetched.requests,
+    )

@@ -1,0 +1,324 @@
+"""The one feature computation: DuckDB SQL over hourly candles.
+
+Every feature value the system ever uses (offline parquet for training, rows
+pushed to the online store for serving) comes from :func:`compute_features`,
+whether the candles come from the candle store's parquet files or from an
+in-memory frame of freshly fetched candles. There is no second formula.
+
+Conventions (documented in ``feature_repo/features.py`` too):
+
+* One output row per (symbol, stored candle). ``event_timestamp`` is the
+  candle's **close** time (open + 1 h): nothing of an unfinished hour is visible
+  at any entity time ``t``.
+* "Current candle" = the candle that closed at ``event_timestamp``; lag ``i`` is
+  the candle whose open time is exactly ``i`` hours earlier. Lags are taken on a
+  dense hourly grid per symbol, so a missing hour is a NULL lag, never the
+  previous row's value.
+* Gaps: rows are always written. A lag that falls into a gap is NULL and every
+  aggregate that needs it (means, stds, returns, RSI, volatility) is NULL too
+  (arithmetic NULL propagation, no partial windows). Consumers drop or reject
+  rows with NULL features (training drops them; serving reports them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+LAGS = range(1, 25)
+RETURN_HORIZONS = (2, 3, 4, 12, 24)
+RSI_WINDOW = 14
+#: Hours of candle history a feature row needs before its own candle (lag 24).
+LOOKBACK_HOURS = 24
+
+
+def _v1_features() -> dict[str, str]:
+    """v1: the reference system's 68 features (names and meanings kept)."""
+    out = {
+        "open": "open of the current candle (the one that closed at event_timestamp)",
+        "high": "high of the current candle",
+        "low": "low of the current candle",
+        "close": "close of the current candle",
+        "volume": "volume of the current candle",
+        "upper_shadow": "high - max(open, close)",
+        "lower_shadow": "min(open, close) - low",
+    }
+    out |= {f"price_{i}_hour_ago": f"close of the candle {i} h before the current" for i in LAGS}
+    out |= {f"volume_{i}_hour_ago": f"volume of the candle {i} h before the current" for i in LAGS}
+    out |= {
+        "pr_24hr_mavg": "mean of price_1..24_hour_ago",
+        "pr_24hr_mstd": "sample std (ddof 1) of price_1..24_hour_ago",
+        "volume_24hr_mavg": "mean of volume_1..24_hour_ago",
+        "volume_24hr_mstd": "sample std (ddof 1) of volume_1..24_hour_ago",
+    }
+    out |= {
+        f"percentage_return_{h}_hour": (
+            f"(price_1_hour_ago - price_{h}_hour_ago) / price_{h}_hour_ago"
+        )
+        for h in RETURN_HORIZONS
+    }
+    out["rsi"] = "ta.momentum.rsi(window=14) over price_24..1_hour_ago (oldest first), last value"
+    out |= _time_features(with_dow_cos=False)
+    return out
+
+
+def _v2_features() -> dict[str, str]:
+    """v2: stationary features for return-space models (windows include the current candle)."""
+    out = {f"log_return_{h}h": f"ln(close / price_{h}_hour_ago)" for h in LAGS}
+    out |= {
+        "log_volume_rel_24h": "ln(volume / mean volume of the 24 candles ending at the current)",
+        "volatility_6h": "sample std of the 6 latest hourly log returns (ending at the current)",
+        "volatility_24h": "sample std of the 24 latest hourly log returns (ending at the current)",
+        "close_dist_24h": (
+            "ln(close / mean close of the 24 candles ending at the current) / volatility_24h"
+        ),
+        "rsi_14": "RSI(14) as ta computes it over the 24 closes ending at the current close",
+        "range_rel": "(high - low) / close",
+        "body_rel": "(close - open) / close",
+    }
+    out |= _time_features(with_dow_cos=True)
+    return out
+
+
+def _time_features(with_dow_cos: bool) -> dict[str, str]:
+    """Cyclic time of event_timestamp: the hour/day of the candle a model forecasts next."""
+    out = {
+        "hour_sin": "sin(2*pi*hour/24), hour of day (UTC) of event_timestamp",
+        "hour_cos": "cos(2*pi*hour/24), hour of day (UTC) of event_timestamp",
+        "dow_sin": "sin(2*pi*dow/7), day of week (Mon=0, UTC) of event_timestamp",
+    }
+    if with_dow_cos:
+        out["dow_cos"] = "cos(2*pi*dow/7), day of week (Mon=0, UTC) of event_timestamp"
+    return out
+
+
+#: Ordered name -> definition of each feature view's features.
+V1_FEATURES: dict[str, str] = _v1_features()
+V2_FEATURES: dict[str, str] = _v2_features()
+#: All feature columns of the dataset, each once, in v1 then v2 order.
+FEATURE_COLUMNS: list[str] = list(dict.fromkeys([*V1_FEATURES, *V2_FEATURES]))
+FEATURE_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("event_timestamp", pa.timestamp("us", tz="UTC")),
+        *[(name, pa.float64()) for name in FEATURE_COLUMNS],
+    ]
+)
+
+
+def _mean(terms: Sequence[str]) -> str:
+    return f"(({' + '.join(terms)}) / {len(terms)}.0)"
+
+
+def _std(terms: Sequence[str], mean: str) -> str:
+    """Two-pass sample std (ddof 1) around a precomputed mean column; NULL if a term is."""
+    squares = " + ".join(f"({t} - {mean}) * ({t} - {mean})" for t in terms)
+    return f"sqrt(({squares}) / {len(terms) - 1}.0)"
+
+
+def _ewm_last(values_oldest_first: Sequence[str]) -> str:
+    """Last value of ``x.ewm(alpha=1/14, adjust=False).mean()`` when ``x[0] == 0``.
+
+    ta's RSI feeds ``diff.where(diff > 0, 0.0)``: the first (NaN) diff becomes 0,
+    so the recursion ``y_k = (1-a) y_(k-1) + a x_k`` collapses to the weighted
+    sum ``sum_k a (1-a)^(n-1-k) x_k`` over k = 1..n-1; the window is fixed, so
+    the closed form is exact (up to float rounding order).
+    """
+    alpha = 1.0 / RSI_WINDOW
+    n = len(values_oldest_first) + 1
+    terms = [
+        f"{alpha * (1.0 - alpha) ** (n - 1 - k)!r} * {value}"
+        for k, value in enumerate(values_oldest_first, start=1)
+    ]
+    return f"({' + '.join(terms)})"
+
+
+def _rsi(up: str, down: str) -> str:
+    """RSI from the two EWMs, with ta's rule: 100 when the down-EWM is 0."""
+    return f"CASE WHEN {down} = 0 THEN 100.0 ELSE 100.0 - 100.0 / (1.0 + {up} / {down}) END"
+
+
+def _ln_ratio(num: str, den: str) -> str:
+    return f"ln(NULLIF({num}, 0) / NULLIF({den}, 0))"
+
+
+_PRICES = [f"price_{i}_hour_ago" for i in LAGS]
+_VOLUMES = [f"volume_{i}_hour_ago" for i in LAGS]
+#: Closes from the current candle back: _P[0] = close, _P[i] = price_i_hour_ago.
+_P = ["close", *_PRICES]
+#: The 24 candles ending at the current one (v2 windows include the current candle).
+_CLOSES_INCL = _P[:24]
+_VOLUMES_INCL = ["volume", *_VOLUMES[:23]]
+#: Hourly log returns and price changes ending at the current close: _r0 = ln(P0 / P1), ...
+_HOURLY = [f"_r{i}" for i in range(24)]
+#: ln(close) of the current candle and of each lag: one ln() per candle instead of per pair.
+_LN = ["_ln0", *[f"_ln{i}" for i in LAGS]]
+_DIFF = [f"_d{i}" for i in range(24)]
+
+
+def _lag_stage() -> list[str]:
+    return [
+        *[f"lag(close, {i}) OVER w AS price_{i}_hour_ago" for i in LAGS],
+        *[f"lag(volume, {i}) OVER w AS volume_{i}_hour_ago" for i in LAGS],
+        *[f"lag(_ln0, {i}) OVER w AS {_LN[i]}" for i in LAGS],
+    ]
+
+
+def _first_stage() -> list[str]:
+    """Means, hourly log returns and hourly price changes, each computed once."""
+    return [
+        f"{_mean(_PRICES)} AS pr_24hr_mavg",
+        f"{_mean(_VOLUMES)} AS volume_24hr_mavg",
+        f"{_mean(_CLOSES_INCL)} AS _close_mean_incl",
+        f"{_mean(_VOLUMES_INCL)} AS _volume_mean_incl",
+        *[f"{_LN[i]} - {_LN[i + 1]} AS {_HOURLY[i]}" for i in range(24)],
+        *[f"{_P[i]} - {_P[i + 1]} AS {_DIFF[i]}" for i in range(24)],
+    ]
+
+
+def _second_stage() -> list[str]:
+    """Return means and the gains/losses of each hour: (d + |d|)/2 == max(d, 0) exactly."""
+    return [
+        f"{_mean(_HOURLY[:6])} AS _r_mean_6",
+        f"{_mean(_HOURLY)} AS _r_mean_24",
+        *[f"({d} + abs({d})) / 2 AS _up{i}" for i, d in enumerate(_DIFF)],
+        *[f"(abs({d}) - {d}) / 2 AS _dn{i}" for i, d in enumerate(_DIFF)],
+    ]
+
+
+def _third_stage() -> list[str]:
+    """Wilder EWMs for both RSIs (v1: changes _d23.._d1, v2: _d22.._d0) and 24 h volatility."""
+    v1, v2 = range(23, 0, -1), range(22, -1, -1)
+    return [
+        f"{_ewm_last([f'_up{i}' for i in v1])} AS _up_v1",
+        f"{_ewm_last([f'_dn{i}' for i in v1])} AS _dn_v1",
+        f"{_ewm_last([f'_up{i}' for i in v2])} AS _up_v2",
+        f"{_ewm_last([f'_dn{i}' for i in v2])} AS _dn_v2",
+        f"{_std(_HOURLY, '_r_mean_24')} AS volatility_24h",
+    ]
+
+
+def _feature_expressions() -> dict[str, str]:
+    """Final expression of every output feature, by name."""
+    hour = "(2 * pi() * hour(event_timestamp) / 24.0)"
+    dow = "(2 * pi() * (isodow(event_timestamp) - 1) / 7.0)"
+    passthrough = ["open", "high", "low", "close", "volume", *_PRICES, *_VOLUMES]
+    exprs = {name: name for name in [*passthrough, "pr_24hr_mavg", "volume_24hr_mavg"]}
+    exprs |= {
+        "upper_shadow": "high - greatest(open, close)",
+        "lower_shadow": "least(open, close) - low",
+        "pr_24hr_mstd": _std(_PRICES, "pr_24hr_mavg"),
+        "volume_24hr_mstd": _std(_VOLUMES, "volume_24hr_mavg"),
+        "rsi": _rsi("_up_v1", "_dn_v1"),
+        "hour_sin": f"sin({hour})",
+        "hour_cos": f"cos({hour})",
+        "dow_sin": f"sin({dow})",
+        "dow_cos": f"cos({dow})",
+    }
+    exprs |= {
+        f"percentage_return_{h}_hour": (
+            f"(price_1_hour_ago - price_{h}_hour_ago) / NULLIF(price_{h}_hour_ago, 0)"
+        )
+        for h in RETURN_HORIZONS
+    }
+    exprs |= {f"log_return_{h}h": f"_ln0 - {_LN[h]}" for h in LAGS}
+    exprs |= {
+        "log_volume_rel_24h": _ln_ratio("volume", "_volume_mean_incl"),
+        "volatility_6h": _std(_HOURLY[:6], "_r_mean_6"),
+        "volatility_24h": "volatility_24h",
+        "close_dist_24h": ("(_ln0 - ln(NULLIF(_close_mean_incl, 0))) / NULLIF(volatility_24h, 0)"),
+        "rsi_14": _rsi("_up_v2", "_dn_v2"),
+        "range_rel": "(high - low) / NULLIF(close, 0)",
+        "body_rel": "(close - open) / NULLIF(close, 0)",
+    }
+    return exprs
+
+
+def _columns(exprs: Sequence[str]) -> str:
+    return ",\n        ".join(exprs)
+
+
+def feature_sql(source: str) -> str:
+    """The feature query over ``source`` (a relation with the candle-store columns).
+
+    ``$since`` (TIMESTAMPTZ or NULL) keeps rows with ``event_timestamp > $since``.
+    Candles are placed on a dense hourly grid per symbol (open times must be whole
+    hours, as exchange candles are), so ``lag(x, i)`` is "i hours earlier". The
+    stages name intermediate values (means, hourly returns) once instead of
+    repeating their expressions inside every standard deviation.
+    """
+    final = _feature_expressions()
+    select = _columns([f"{final[name]} AS {name}" for name in FEATURE_COLUMNS])
+    return f"""
+WITH src AS (
+    SELECT symbol, time, open, high, low, close, volume FROM {source}
+),
+grid AS (
+    SELECT symbol, unnest(generate_series(min(time), max(time), INTERVAL 1 HOUR)) AS time
+    FROM src GROUP BY symbol
+),
+dense AS (
+    SELECT g.symbol, g.time, s.open, s.high, s.low, s.close, s.volume,
+        CASE WHEN s.close > 0 THEN ln(s.close) END AS _ln0
+    FROM grid g LEFT JOIN src s ON s.symbol = g.symbol AND s.time = g.time
+),
+lagged AS (
+    SELECT symbol, time + INTERVAL 1 HOUR AS event_timestamp,
+        open, high, low, close, volume, _ln0,
+        {_columns(_lag_stage())}
+    FROM dense
+    WINDOW w AS (PARTITION BY symbol ORDER BY time)
+),
+kept AS (
+    SELECT * FROM lagged
+    WHERE close IS NOT NULL AND ($since IS NULL OR event_timestamp > $since)
+),
+s1 AS (SELECT *, {_columns(_first_stage())} FROM kept),
+s2 AS (SELECT *, {_columns(_second_stage())} FROM s1),
+s3 AS (SELECT *, {_columns(_third_stage())} FROM s2)
+SELECT symbol, event_timestamp,
+        {select}
+FROM s3
+"""
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+def _run(con: duckdb.DuckDBPyConnection, source: str, since: datetime | None) -> pa.Table:
+    since_value = None if since is None else pd.Timestamp(since).tz_convert("UTC")
+    since_sql = "NULL" if since_value is None else f"TIMESTAMPTZ '{since_value.isoformat()}'"
+    table = con.sql(feature_sql(source).replace("$since", since_sql)).to_arrow_table()
+    # Sorting the narrow key columns in Arrow is far cheaper than an SQL ORDER BY that
+    # moves all 100 payload columns through DuckDB's sort.
+    return table.cast(FEATURE_SCHEMA).sort_by(
+        [("symbol", "ascending"), ("event_timestamp", "ascending")]
+    )
+
+
+def compute_features(candles: pd.DataFrame | pa.Table, since: datetime | None = None) -> pa.Table:
+    """Feature rows for in-memory candles (columns of the candle store), as Arrow.
+
+    Rows need ``LOOKBACK_HOURS`` of earlier candles in ``candles`` to have
+    non-NULL lags; pass ``since`` to return only rows closing after it.
+    """
+    with _connect() as con:
+        con.register("candles_input", candles)
+        return _run(con, "candles_input", since)
+
+
+def compute_features_from_files(files: Sequence[Path], since: datetime | None = None) -> pa.Table:
+    """Feature rows for candle parquet files (the candle store's layout), as Arrow."""
+    if not files:
+        return FEATURE_SCHEMA.empty_table()
+    paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    with _connect() as con:
+        return _run(con, f"read_parquet([{paths}], hive_partitioning=false)", since)
