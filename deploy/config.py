@@ -16,9 +16,9 @@ from pathlib import Path
 #: Docker's tag grammar in ASCII (``\w`` would admit Unicode); the first character can be
 #: neither ``-`` nor ``.``, so a tag can never be read as a command-line option.
 TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-#: ``registry[:port]/path/name``, lowercase, as Docker requires for repositories.
+#: ``[registry[:port]/]path/name``, lowercase, as Docker requires for repositories.
 REPOSITORY_PATTERN = re.compile(
-    r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
+    r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
 )
 MIN_SECRET_BYTES = 32
 MAX_BODY_BYTES = 64 * 1024

@@ -55,6 +55,9 @@ def _answer(state: Path, argv: list[str], verb: str, ref: str | None) -> str:
     if verb == "image inspect":
         images = json.loads((state / "images.json").read_text())
         return json.dumps([repo_digest(images[argv[-1]])]) + "\n"
+    if verb == "buildx build":  # keep the generated Dockerfile: its build dir is temporary
+        dockerfile = Path(argv[argv.index("--file") + 1])
+        (state / "Dockerfile").write_text(dockerfile.read_text())
     if verb == "version":
         return '"27.3.1"\n'
     if verb == "buildx --help":
