@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ingestion.coinbase import CoinbaseClient, Progress, Window, closed_window, iter_pages
-from ingestion.gaps import Gap, find_gaps
+from ingestion.coinbase import CoinbaseClient, Progress, Window, fetch_candles
+from ingestion.gaps import Gap
 from ingestion.sample import ensure_not_synthetic
-from ingestion.store import CandleStore, normalize_symbol
+from ingestion.store import CandleStore, WriteResult, normalize_symbol
 
 
 @dataclass(frozen=True)
@@ -44,24 +44,22 @@ def backfill(
     """Fetch ``[start, end)`` of closed hourly candles for ``symbol`` into ``store``."""
     symbol = normalize_symbol(symbol)
     ensure_not_synthetic(store, symbol)
-    client = client or CoinbaseClient()
-    before = client.requests
-    window = closed_window(start, end, now)
-    fetched = new = existing = 0
-    times: list[pd.Series] = []
-    for _, page in iter_pages(symbol, start, end, client=client, progress=progress, now=now):
-        written = store.write(page)
-        fetched += len(page)
-        new += written.new
-        existing += written.existing
-        times.append(page["time"])
-    seen = pd.concat(times, ignore_index=True) if times else pd.Series([], dtype=object)
+    writes: list[WriteResult] = []
+    fetched = fetch_candles(
+        symbol,
+        start,
+        end,
+        client=client,
+        progress=progress,
+        on_page=lambda page: writes.append(store.write(page)),
+        now=now,
+    )
     return BackfillResult(
         symbol=symbol,
-        window=window,
-        fetched=fetched,
-        new=new,
-        existing=existing,
-        gaps=find_gaps(seen, window.start, window.end),
-        requests=client.requests - before,
+        window=fetched.window,
+        fetched=len(fetched.candles),
+        new=sum(w.new for w in writes),
+        existing=sum(w.existing for w in writes),
+        gaps=fetched.gaps,
+        requests=fetched.requests,
     )

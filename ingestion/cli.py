@@ -90,7 +90,7 @@ def _progress() -> Progress:
         TextColumn("{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("requests"),
+        TextColumn("pages"),
         TimeElapsedColumn(),
         console=err,
     )
@@ -120,11 +120,15 @@ def backfill(
             "--start is in the future (no closed candles)", param_hint="--start"
         )
     store, results = _store(), []
-    with _errors(), _progress() as bars:
-        for name in symbols:
-            task = bars.add_task(name, total=None)
-            results.append(run_backfill(store, name, first, last, progress=_advance(bars, task)))
-    _print_backfill(results)
+    try:
+        with _errors(), _progress() as bars:
+            for name in symbols:
+                task = bars.add_task(name, total=None)
+                progress = _advance(bars, task)
+                results.append(run_backfill(store, name, first, last, progress=progress))
+    finally:
+        if results:  # symbols finished before a failure are stored: say so
+            _print_backfill(results)
 
 
 def _print_backfill(results: list) -> None:

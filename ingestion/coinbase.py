@@ -16,8 +16,8 @@ Entry points for other stages (the ``update`` job uses :func:`fetch_candles`)::
     result.gaps      # list[Gap]: hours the exchange has no candle for (never filled)
     result.requests  # HTTP requests made, retries included
 
-:func:`iter_pages` yields the same candles one validated page at a time, so a
-caller can store each page before asking for the next (see ``backfill``).
+``on_page=`` receives each validated page before the next request, so a caller
+can store page by page (see ``backfill``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -44,6 +44,8 @@ from ingestion.validate import (
 
 GRANULARITY = 3600
 MAX_CANDLES_PER_REQUEST = 300
+#: Field order of one candle array in Coinbase responses (and Coinbase-format CSVs).
+COINBASE_FIELDS = ["time", "low", "high", "open", "close", "volume"]
 MAX_RETRY_AFTER_SECONDS = 120.0
 _TRANSIENT_ERRORS = (
     requests.Timeout,
@@ -236,7 +238,7 @@ def parse_candles(symbol: str, payload: object, window: Window) -> pd.DataFrame:
         _check_row_shape(symbol, window, row)
     if not payload:
         return empty_candles()
-    frame = pd.DataFrame(payload, columns=["time", "low", "high", "open", "close", "volume"])
+    frame = pd.DataFrame(payload, columns=COINBASE_FIELDS)
     frame["time"] = pd.to_datetime(frame["time"].astype("int64"), unit="s", utc=True)
     frame["symbol"] = symbol
     frame = frame[(frame["time"] >= window.start) & (frame["time"] < window.end)]
@@ -259,26 +261,6 @@ def _check_row_shape(symbol: str, window: Window, row: object) -> None:
     )
 
 
-def iter_pages(
-    symbol: str,
-    start: pd.Timestamp,
-    end: pd.Timestamp | None = None,
-    *,
-    client: CoinbaseClient | None = None,
-    progress: Progress | None = None,
-    now: pd.Timestamp | None = None,
-) -> Iterator[tuple[Window, pd.DataFrame]]:
-    """Yield ``(window, candles)`` per request-sized window, oldest window first."""
-    symbol = normalize_symbol(symbol)
-    client = client or CoinbaseClient()
-    windows = split_windows(closed_window(start, end, now))
-    for done, window in enumerate(windows, start=1):
-        page = client.candles(symbol, window)
-        yield window, page
-        if progress:
-            progress(done, len(windows))
-
-
 def fetch_candles(
     symbol: str,
     start: pd.Timestamp,
@@ -286,10 +268,14 @@ def fetch_candles(
     *,
     client: CoinbaseClient | None = None,
     progress: Progress | None = None,
+    on_page: Callable[[pd.DataFrame], object] | None = None,
     now: pd.Timestamp | None = None,
 ) -> FetchResult:
     """All closed candles with ``start <= time < end`` (end defaults to now), plus gaps.
 
+    Pages of at most 300 hours are fetched oldest first; each validated page is
+    handed to ``on_page`` before the next request (backfill stores it there, so
+    a killed run keeps what it fetched). ``progress(done, total)`` follows pages.
     Raises :class:`UnknownSymbolError` (404), :class:`CoinbaseError` (retries
     exhausted or request rejected) or ``CandleValidationError`` (bad data).
     """
@@ -297,8 +283,16 @@ def fetch_candles(
     client = client or CoinbaseClient()
     before = client.requests
     window = closed_window(start, end, now)
-    pages = iter_pages(symbol, start, end, client=client, progress=progress, now=now)
-    frames = [page for _, page in pages if not page.empty]
+    windows = split_windows(window)
+    frames = []
+    for done, part in enumerate(windows, start=1):
+        page = client.candles(symbol, part)
+        if on_page is not None:
+            on_page(page)
+        frames.append(page)
+        if progress is not None:
+            progress(done, len(windows))
+    frames = [page for page in frames if not page.empty]
     candles = to_candle_frame(pd.concat(frames, ignore_index=True)) if frames else empty_candles()
     return FetchResult(
         symbol=symbol,

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ingestion.coinbase import COINBASE_FIELDS
 from ingestion.gaps import Gap, find_gaps
 from ingestion.sample import ensure_not_synthetic
 from ingestion.store import CANDLE_COLUMNS, CandleStore, WriteResult, normalize_symbol
 from ingestion.validate import describe_time, row_problems, utc_now
 
-CSV_COLUMNS = ["time", "low", "high", "open", "close", "volume"]
+CSV_COLUMNS = COINBASE_FIELDS
 MAX_LISTED = 10
 
 

@@ -153,12 +153,18 @@ class CandleStore:
 
     @contextlib.contextmanager
     def _locked(self, symbol: str) -> Iterator[None]:
-        """Serialise writers of one symbol (a backfill and the update job may overlap)."""
+        """Serialise writers of one symbol (a backfill and the update job may overlap).
+
+        Holding the lock also means any temp file in the folder is an orphan of a
+        killed writer, so it is removed here.
+        """
         folder = self.symbol_dir(symbol)
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / ".lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
+                for orphan in folder.glob(".*.parquet.*.tmp"):  # left by a killed writer
+                    orphan.unlink(missing_ok=True)
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)

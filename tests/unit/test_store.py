@@ -102,3 +102,11 @@ def test_synthetic_label_round_trips_and_is_not_a_symbol(store):
     assert store.synthetic_info("BTC-USD") == {"synthetic": True, "seed": 3}
     assert store.symbols() == []  # a label alone holds no candles
     assert not any(name.endswith(".tmp") for name in os.listdir(store.symbol_dir("BTC-USD")))
+
+
+def test_orphan_temp_files_of_a_killed_writer_are_removed_on_next_write(store):
+    store.write(frame("BTC-USD", "2024-01-01", 5))
+    orphan = store.symbol_dir("BTC-USD") / ".2024-01.parquet.x1y2.tmp"
+    orphan.write_bytes(b"half a parquet")
+    store.write(frame("BTC-USD", "2024-01-01 05:00", 5))
+    assert not orphan.exists() and len(store.read("BTC-USD")) == 10

@@ -148,3 +148,10 @@ def test_load_csv_bad_rows_exit_2_with_file_and_line(home, tmp_path):
     assert result.exit_code == 2
     assert f"{path}:3: expected 6 fields, got 3" in result.output
     assert store().files() == []
+
+
+def test_symbols_done_before_a_failure_are_stored_and_summarised(exchange):
+    result = run("backfill", "-s", "ETH-USD", "-s", "XRP-GBP", "--start", "2024-02-28")
+    assert result.exit_code == 2 and "unknown symbol XRP-GBP" in result.output
+    assert summary_row(result.output, "ETH-USD")[3] == "48"  # new candles, kept
+    assert store().symbols() == ["ETH-USD"]

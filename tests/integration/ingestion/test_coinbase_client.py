@@ -112,6 +112,15 @@ def test_unknown_product_is_an_unknown_symbol_error(fake_coinbase):
     assert len(fake_coinbase.requests) == 1  # a 404 is not retried
 
 
+def test_non_finite_values_from_the_exchange_are_rejected(fake_coinbase):
+    candles = served(fake_coinbase, 50)
+    candles.loc[7, "close"] = float("nan")  # served as JSON NaN
+    fake_coinbase.set_candles("BTC-USD", candles)
+    bad_time = candles.loc[7, "time"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    with pytest.raises(CandleValidationError, match=f"BTC-USD at {bad_time}: non-finite"):
+        fetch_candles("BTC-USD", END - 50 * H, END)
+
+
 @pytest.mark.parametrize("kind", ["not_json", "object", "short_row", "string_value"])
 def test_malformed_payloads_fail_naming_the_symbol(fake_coinbase, kind):
     served(fake_coinbase, 50)
