@@ -133,13 +133,23 @@ def backfill(
 
 def _print_backfill(results: list) -> None:
     table = Table(title="backfill")
-    for column in ["symbol", "window", "fetched", "new", "already stored", "gaps", "requests"]:
+    for column in [
+        "symbol",
+        "from (UTC)",
+        "to",
+        "fetched",
+        "new",
+        "already stored",
+        "gaps",
+        "requests",
+    ]:
         table.add_column(column)
     for r in results:
         gaps = f"{len(r.gaps)} ({missing_hours(r.gaps)} h)"
         table.add_row(
             r.symbol,
-            str(r.window),
+            f"{r.window.start:%Y-%m-%d %H:%M}",
+            f"{r.window.end:%Y-%m-%d %H:%M}",
             str(r.fetched),
             str(r.new),
             str(r.existing),

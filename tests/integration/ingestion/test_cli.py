@@ -60,8 +60,8 @@ def test_backfill_stores_what_the_exchange_has_and_reports_gaps(exchange):
     assert result.exit_code == 0, result.output
     for symbol in ["BTC-USD", "ETH-USD"]:
         pd.testing.assert_frame_equal(store().read(symbol), exchange.candles(symbol))
-    assert summary_row(result.output, "BTC-USD")[2:6] == ["697", "697", "0", "2 (3 h)"]
-    assert summary_row(result.output, "ETH-USD")[2:6] == ["700", "700", "0", "0 (0 h)"]
+    assert summary_row(result.output, "BTC-USD")[3:7] == ["697", "697", "0", "2 (3 h)"]
+    assert summary_row(result.output, "ETH-USD")[3:7] == ["700", "700", "0", "0 (0 h)"]
     assert "BTC-USD: 2 gaps, 3 missing hours: 2024-02-01T06:00:00Z .. 2024-02-01T07:00:00Z" in (
         result.output
     )
@@ -73,7 +73,7 @@ def test_rerun_changes_nothing(exchange):
     files = {p: p.stat().st_mtime_ns for p in store().files()}
     again = backfill()
     assert again.exit_code == 0
-    assert summary_row(again.output, "BTC-USD")[2:5] == ["697", "0", "697"]
+    assert summary_row(again.output, "BTC-USD")[3:6] == ["697", "0", "697"]
     assert {p: p.stat().st_mtime_ns for p in store().files()} == files
     assert len(store().read()) == 697 + 700
 
@@ -153,5 +153,5 @@ def test_load_csv_bad_rows_exit_2_with_file_and_line(home, tmp_path):
 def test_symbols_done_before_a_failure_are_stored_and_summarised(exchange):
     result = run("backfill", "-s", "ETH-USD", "-s", "XRP-GBP", "--start", "2024-02-28")
     assert result.exit_code == 2 and "unknown symbol XRP-GBP" in result.output
-    assert summary_row(result.output, "ETH-USD")[3] == "48"  # new candles, kept
+    assert summary_row(result.output, "ETH-USD")[4] == "48"  # new candles, kept
     assert store().symbols() == ["ETH-USD"]

@@ -61,4 +61,4 @@ def test_sigkill_mid_backfill_then_rerun_matches_the_exchange_row_for_row(home):
         assert not list(store.symbol_dir("BTC-USD").glob("*.tmp"))  # orphans cleaned
         summary = next(line for line in rerun.stdout.splitlines() if "│ BTC-USD" in line)
         cells = [cell.strip() for cell in summary.strip("│").split("│")]
-        assert cells[2:5] == [str(len(served)), str(len(served) - len(partial)), str(len(partial))]
+        assert cells[3:6] == [str(len(served)), str(len(served) - len(partial)), str(len(partial))]
