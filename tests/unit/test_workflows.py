@@ -1,0 +1,208 @@
+"""The CI/CD workflows, the Pi's compose file and systemd units, parsed and checked.
+
+No Docker or GitHub here: these tests pin the contract between the files (image names, the
+image-ref variable, paths, platforms, step order) so that a rename in one breaks the build.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy import image
+from deploy.config import DeployConfig
+from deploy.deployer import IMAGE_REF_VAR
+from ingestion.settings import PROJECT_ROOT
+
+WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
+PI = PROJECT_ROOT / "deploy" / "pi"
+PI_CHECKOUT = "/opt/candlecast"
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def _triggers(workflow: dict) -> dict:
+    return workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+
+
+def _steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def _index(steps: list[dict], predicate) -> int:
+    matches = [i for i, step in enumerate(steps) if predicate(step)]
+    assert matches, "no step matches"
+    return matches[0]
+
+
+def _runs(text: str):
+    return lambda step: text in step.get("run", "")
+
+
+def _uses(action: str):
+    return lambda step: step.get("uses", "").startswith(action + "@")
+
+
+def test_ci_lints_and_tests_pull_requests_and_main() -> None:
+    ci = _load(WORKFLOWS / "ci.yaml")
+    triggers = _triggers(ci)
+    assert "pull_request" in triggers
+    assert triggers["push"]["branches"] == ["main"]
+    steps = _steps(ci)
+    lint = _index(steps, _runs("make lint"))
+    test = _index(steps, lambda s: "make test" in s.get("run", "") or ".ci/run" in s.get("run", ""))
+    assert lint < test
+    assert "make test" in (PROJECT_ROOT / ".ci" / "run").read_text()
+    setup = steps[_index(steps, _uses("actions/setup-python"))]
+    assert setup["with"]["python-version"] == "3.11"
+
+
+def test_cd_runs_on_main_only_and_may_push_packages() -> None:
+    cd = _load(WORKFLOWS / "cd.yaml")
+    triggers = _triggers(cd)
+    assert triggers["push"]["branches"] == ["main"]
+    assert "pull_request" not in triggers
+    assert cd["permissions"]["packages"] == "write"
+
+
+def test_cd_step_order_models_build_push_smoke_notify() -> None:
+    steps = _steps(_load(WORKFLOWS / "cd.yaml"))
+    models = min(_index(steps, _runs("training import")), _index(steps, _runs("training train")))
+    qemu = _index(steps, _uses("docker/setup-qemu-action"))
+    buildx = _index(steps, _uses("docker/setup-buildx-action"))
+    push = _index(steps, _runs("python -m deploy.image --push"))
+    smoke = _index(steps, _runs("/readyz"))
+    notify = _index(steps, _runs("python -m deploy.notify"))
+    assert models < qemu < buildx < push < smoke < notify
+    assert "/predict" in steps[smoke]["run"]
+    assert "arm64" in steps[qemu]["with"]["platforms"]
+
+
+def test_cd_builds_both_platforms_and_deploys_the_tag_it_pushed() -> None:
+    steps = _steps(_load(WORKFLOWS / "cd.yaml"))
+    push = steps[_index(steps, _runs("python -m deploy.image --push"))]["run"]
+    assert "--platform" not in push  # --push defaults to both platforms:
+    assert image.MULTI_ARCH == "linux/amd64,linux/arm64"
+    reference = '--image "$CANDLECAST_IMAGE" --tag "$IMAGE_TAG"'
+    assert reference in push
+    notify = steps[_index(steps, _runs("python -m deploy.notify"))]
+    assert reference in notify["run"]
+    smoke = steps[_index(steps, _runs("/readyz"))]["run"]
+    assert '"$CANDLECAST_IMAGE:$IMAGE_TAG"' in smoke
+    manifest = steps[_index(steps, _runs("imagetools inspect"))]["run"]
+    assert "linux/amd64" in manifest and "linux/arm64" in manifest
+
+
+def test_cd_secret_travels_in_the_environment_only() -> None:
+    steps = _steps(_load(WORKFLOWS / "cd.yaml"))
+    notify = steps[_index(steps, _runs("python -m deploy.notify"))]
+    assert notify["env"]["CANDLECAST_DEPLOY_SECRET"] == "${{ secrets.CANDLECAST_DEPLOY_SECRET }}"
+    assert all("secrets." not in step.get("run", "") for step in steps)
+    assert "secret" not in notify["env"]["DEPLOY_URL"].lower()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return _load(PI / "compose.yaml")
+
+
+def test_compose_services_share_the_deployed_image(compose: dict) -> None:
+    services = compose["services"]
+    assert set(services) == {"api", "ingest"}
+    for service in services.values():
+        assert service["image"].startswith("${" + IMAGE_REF_VAR + ":?")
+        assert service["restart"] == "unless-stopped"
+    assert DeployConfig.health_service == "api"
+
+
+def test_compose_keeps_candlecast_home_on_a_named_volume(compose: dict) -> None:
+    for service in compose["services"].values():
+        home = service["environment"]["CANDLECAST_HOME"]
+        assert f"candlecast-home:{home}" in service["volumes"]
+    assert "candlecast-home" in compose["volumes"]
+
+
+def test_compose_api_health_check_and_thread_caps(compose: dict) -> None:
+    api = compose["services"]["api"]
+    assert "/readyz" in " ".join(api["healthcheck"]["test"])
+    assert api["healthcheck"]["start_period"]
+    assert api["ports"] == ["${CANDLECAST_API_PORT:-3000}:3000"]
+    assert DeployConfig.readyz_url == "http://127.0.0.1:3000/readyz"
+    threads = {k: int(v) for k, v in api["environment"].items() if k.endswith("_THREADS")}
+    assert {"TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"} <= set(threads)
+    assert max(threads.values()) <= api["cpus"]
+
+
+def test_ingest_loop_runs_at_once_then_a_few_minutes_past_each_hour(
+    compose: dict, tmp_path: Path
+) -> None:
+    """Run the job's real bash loop with fake python/date/sleep until its second sleep."""
+    script = compose["services"]["ingest"]["command"][2].replace("$$", "$")
+    assert "python -m ingestion update" in script
+    now = 1_750_001_000  # 16:43:20 UTC
+    fakes = {
+        "python": f'echo "python $*" >> {tmp_path}/log',
+        "date": f"echo {now}",
+        "sleep": f'echo "sleep $1" >> {tmp_path}/log\n'
+        f'[ "$(grep -c sleep {tmp_path}/log)" -ge 2 ] && kill -TERM $PPID\nexit 0',
+    }
+    for name, body in fakes.items():
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "CANDLECAST_UPDATE_MINUTE": "5",
+    }
+    subprocess.run(["bash", "-c", script], env=env, timeout=20, check=False)
+    lines = (tmp_path / "log").read_text().splitlines()
+    wait = (now // 3600 + 1) * 3600 + 300 - now  # until 17:05:00
+    assert lines[:4] == [
+        "python -m ingestion update",
+        f"sleep {wait}",
+        "python -m ingestion update",
+        f"sleep {wait}",
+    ]
+
+
+def _unit(path: Path) -> dict[str, list[str]]:
+    """``key -> values`` of a systemd unit (keys may repeat, so no configparser)."""
+    entries: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            entries.setdefault(key.strip(), []).append(value.strip())
+    return entries
+
+
+def test_compose_unit_starts_the_stack_on_boot_with_the_recorded_image() -> None:
+    unit = _unit(PI / "candlecast-compose.service")
+    compose_file = f"{PI_CHECKOUT}/deploy/pi/compose.yaml"
+    (start,) = unit["ExecStart"]
+    assert start.startswith("/usr/bin/docker compose --project-name candlecast")
+    assert f"--file {compose_file} up -d" in start
+    assert unit["EnvironmentFile"] == [str(DeployConfig.state_file)]
+    assert unit["Restart"] == ["on-failure"]
+    assert unit["WantedBy"] == ["multi-user.target"]
+    assert "docker.service" in unit["Requires"][0]
+
+
+def test_deployer_unit_runs_the_webhook_from_the_checkout() -> None:
+    unit = _unit(PI / "candlecast-deployer.service")
+    assert unit["ExecStart"][0].startswith("/usr/bin/python3 -m deploy.webhook --host ")
+    assert unit["WorkingDirectory"] == [PI_CHECKOUT]
+    assert unit["Restart"] == ["on-failure"]
+    assert unit["RestartPreventExitStatus"] == ["2"]  # no secret: fail once, loudly
+    assert unit["User"] != ["root"] and unit["SupplementaryGroups"] == ["docker"]
+    assert unit["WantedBy"] == ["multi-user.target"]
+    example = _unit(PI / "deployer.env.example")
+    assert unit["EnvironmentFile"] == ["/etc/candlecast/deployer.env"]
+    assert example["CANDLECAST_DEPLOY_COMPOSE_FILE"] == [f"{PI_CHECKOUT}/deploy/pi/compose.yaml"]
+    assert example["CANDLECAST_DEPLOY_STATE_FILE"] == [str(DeployConfig.state_file)]
+    assert {"CANDLECAST_DEPLOY_SECRET", "CANDLECAST_DEPLOY_IMAGE"} <= set(example)
