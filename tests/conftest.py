@@ -11,6 +11,8 @@ import pytest
 
 from ingestion.settings import PROJECT_ROOT, get_settings, reset_settings
 
+pytest_plugins = ["tests.fakes.coinbase"]
+
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 BTC_CSV = SHARED_DATA / "coinbase_BTC-USD_3600_2024-01-01_2024-07-01.csv"
 
