@@ -12,6 +12,7 @@ import pytest
 from ingestion import feast_store
 from ingestion.feature_dataset import FeatureDataset
 from ingestion.settings import get_settings
+from tests.integration.features.helpers import assert_rows_equal
 
 pytestmark = [pytest.mark.integration, pytest.mark.data]
 SERVICES = ["price_model_v1", "price_model_v2"]
@@ -21,14 +22,6 @@ def module_rows(home: Path | None = None, symbol: str = "BTC-USD") -> pd.DataFra
     """The feature module's own output, as stored in the offline dataset."""
     root = home / "features" if home else get_settings().features_dir
     return FeatureDataset(root).read(symbol)
-
-
-def assert_rows_equal(left: pd.DataFrame, right: pd.DataFrame, names: list[str]) -> None:
-    """Equal to float tolerance, NULLs in the same places."""
-    a = left[names].astype("float64").to_numpy()
-    b = right[names].astype("float64").to_numpy()
-    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
-    np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("service", SERVICES)
