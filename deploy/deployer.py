@@ -94,6 +94,8 @@ class Deployer:
         started = time.monotonic()
         try:
             result = self._deploy(f"{image}:{tag}")
+        except Exception as exc:  # e.g. the state file is not writable: still log one line
+            result = DeployResult("failed", f"{image}:{tag}", error=f"internal error: {exc!r}")
         finally:
             self._lock.release()
         result.duration_seconds = round(time.monotonic() - started, 3)

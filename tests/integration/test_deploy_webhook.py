@@ -150,3 +150,14 @@ def test_notify_cli_needs_the_secret_in_the_environment(rig: Rig, monkeypatch) -
     assert proc.returncode == 2
     assert "CANDLECAST_DEPLOY_SECRET is not set" in proc.stderr
     assert rig.docker.calls() == []
+
+
+def test_unexpected_error_is_still_reported_and_releases_the_lock(rig: Rig, caplog) -> None:
+    rig.config.state_file.parent.mkdir(parents=True)
+    rig.config.state_file.mkdir()  # a directory where the state file should go: cannot replace
+    status, result = _deploy(rig, "sha-8888888")
+    assert status == 500
+    assert result["outcome"] == "failed" and "internal error" in result["error"]
+    assert _deploy_log(caplog)[-1]["outcome"] == "failed"
+    rig.config.state_file.rmdir()
+    assert _deploy(rig, "sha-9999999")[0] == 200
