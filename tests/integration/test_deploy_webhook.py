@@ -87,25 +87,23 @@ def test_failed_first_deploy_reports_nothing_to_roll_back(rig: Rig) -> None:
     assert len(rig.docker.calls("up")) == 1
 
 
-def test_failed_pull_changes_nothing(rig: Rig) -> None:
+@pytest.mark.parametrize(
+    ("verb", "outcome", "ups"),
+    [
+        ("pull", "failed", 0),  # before anything changed: the old container keeps running
+        ("up", "rollback_failed", 2),  # up fails, and so does the rollback's up
+    ],
+)
+def test_failing_docker_step_is_reported(rig: Rig, verb: str, outcome: str, ups: int) -> None:
     rig.docker.start_running(OLD)
-    rig.docker.fail("pull")
+    rig.docker.fail(verb)
     status, result = _deploy(rig, "sha-3333333")
     assert status == 500
-    assert result["outcome"] == "failed"
-    assert "told to fail 'pull'" in result["error"]
-    assert rig.docker.calls("up") == []
+    assert result["outcome"] == outcome
+    assert f"told to fail '{verb}'" in result["error"]
+    assert len(rig.docker.calls("up")) == ups
+    assert result["rolled_back_to"] == (repo_digest(OLD) if ups else None)
     assert rig.docker.running() == OLD
-
-
-def test_failed_up_rolls_back_and_reports_when_rollback_fails_too(rig: Rig) -> None:
-    rig.docker.start_running(OLD)
-    rig.docker.fail("up")
-    status, result = _deploy(rig, "sha-4444444")
-    assert status == 500
-    assert result["outcome"] == "rollback_failed"
-    assert result["rolled_back_to"] == repo_digest(OLD)
-    assert len(rig.docker.calls("up")) == 2
 
 
 def test_concurrent_request_gets_409_and_lock_is_released(rig: Rig) -> None:
@@ -127,13 +125,16 @@ def test_concurrent_request_gets_409_and_lock_is_released(rig: Rig) -> None:
     assert _deploy(rig, "sha-6666666")[0] == 200
 
 
-def test_notify_cli_signs_like_the_webhook_expects(rig: Rig) -> None:
-    """CD's notifier and the webhook share deploy.auth: a real round trip deploys."""
+def _notify(rig: Rig) -> subprocess.CompletedProcess:
     url = f"http://{rig.address[0]}:{rig.address[1]}/hooks/deploy"
     args = ["--url", url, "--image", REPOSITORY, "--tag", "sha-7777777"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "deploy.notify", *args], capture_output=True, text=True, timeout=60
-    )
+    command = [sys.executable, "-m", "deploy.notify", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_notify_cli_signs_like_the_webhook_expects(rig: Rig) -> None:
+    """CD's notifier and the webhook share deploy.auth: a real round trip deploys."""
+    proc = _notify(rig)
     assert proc.returncode == 0, proc.stderr
     assert '"outcome": "deployed"' in proc.stdout
     assert rig.docker.running() == f"{REPOSITORY}:sha-7777777"
@@ -142,11 +143,7 @@ def test_notify_cli_signs_like_the_webhook_expects(rig: Rig) -> None:
 
 def test_notify_cli_needs_the_secret_in_the_environment(rig: Rig, monkeypatch) -> None:
     monkeypatch.delenv("CANDLECAST_DEPLOY_SECRET")
-    url = f"http://{rig.address[0]}:{rig.address[1]}/hooks/deploy"
-    args = ["--url", url, "--image", REPOSITORY, "--tag", "sha-7777777"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "deploy.notify", *args], capture_output=True, text=True, timeout=60
-    )
+    proc = _notify(rig)
     assert proc.returncode == 2
     assert "CANDLECAST_DEPLOY_SECRET is not set" in proc.stderr
     assert rig.docker.calls() == []
