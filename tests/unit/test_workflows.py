@@ -206,3 +206,16 @@ def test_deployer_unit_runs_the_webhook_from_the_checkout() -> None:
     assert example["CANDLECAST_DEPLOY_COMPOSE_FILE"] == [f"{PI_CHECKOUT}/deploy/pi/compose.yaml"]
     assert example["CANDLECAST_DEPLOY_STATE_FILE"] == [str(DeployConfig.state_file)]
     assert {"CANDLECAST_DEPLOY_SECRET", "CANDLECAST_DEPLOY_IMAGE"} <= set(example)
+
+
+def test_bentofile_carries_what_the_image_and_the_pi_need(compose: dict) -> None:
+    """Thread caps, CANDLECAST_HOME (the volume's mount point) and the hourly job's code."""
+    path = PROJECT_ROOT / "bentofile.yaml"
+    if not path.exists():
+        pytest.skip("bentofile.yaml is not written yet (the service's packaging, issue 5)")
+    bentofile = _load(path)
+    envs = {env["name"]: env.get("value") for env in bentofile.get("envs", [])}
+    assert {"TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"} <= set(envs)
+    assert envs.get("CANDLECAST_HOME") == compose["x-environment"]["CANDLECAST_HOME"]
+    assert bentofile["docker"]["setup_script"] == "deploy/image_setup.sh"
+    assert any(str(entry).startswith("ingestion") for entry in bentofile["include"])
