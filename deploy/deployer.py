@@ -140,7 +140,8 @@ class Deployer:
     def running_ref(self, target: str) -> str | None:
         """The repo digest (``repo@sha256:…``) of the running service, or None if none runs."""
         service = self.config.health_service
-        ids = self._run(self._compose("ps", "--quiet", service), target).split()
+        # --all: a crashed (exited) container still tells which image to go back to.
+        ids = self._run(self._compose("ps", "--all", "--quiet", service), target).split()
         if not ids:
             return None
         image_id = self._run([self.docker, "inspect", "--format", "{{.Image}}", ids[0]]).strip()

@@ -52,7 +52,8 @@ docker:
 
 
 def _image(docker: FakeDocker, project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **docker.env()}
+    # A store of its own: the throwaway Bento must not show up in other tests' stores.
+    env = {**os.environ, **docker.env(), "BENTOML_HOME": str(project.parent / "bentoml")}
     command = [sys.executable, "-m", "deploy.image", *args]
     command += ["--bentofile", str(project / "bentofile.yaml"), "--context", str(project)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
