@@ -35,16 +35,20 @@ def send(url: str, secret: bytes, body: bytes, timeout: float) -> tuple[int, str
         return exc.code, exc.read().decode(errors="replace")
 
 
-def notify(url: str, secret: bytes, image: str, tag: str, timeout: float, wait_busy: float) -> int:
+def notify(
+    url: str, secret: bytes, body: bytes, timeout: float, wait_busy: float, interval: float
+) -> int:
     """Send until the deployer answers something other than 409; return the final status."""
-    body = encode_request(image, tag)
     deadline = time.monotonic() + wait_busy
+    # Timestamps have one-second resolution and the webhook accepts a signature only once:
+    # retries at least a second apart carry a new timestamp, hence a new signature.
+    interval = max(interval, 1.0)
     while True:
         status, text = send(url, secret, body, timeout)
-        print(f"{status} {text}")
-        if status != 409 or time.monotonic() + 15 > deadline:
+        print(f"{status} {text}", flush=True)
+        if status != 409 or time.monotonic() + interval > deadline:
             return status
-        time.sleep(15)
+        time.sleep(interval)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,14 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", required=True, help="tag to deploy, e.g. sha-<commit>")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per request")
     parser.add_argument("--wait-busy", type=float, default=900, help="seconds to retry a 409")
+    parser.add_argument("--retry-interval", type=float, default=15, help="seconds between tries")
     args = parser.parse_args(argv)
     secret = os.environ.get("CANDLECAST_DEPLOY_SECRET", "").strip()
     if not secret:
         print("error: CANDLECAST_DEPLOY_SECRET is not set", file=sys.stderr)
         return 2
     try:
-        key = secret.encode()
-        status = notify(args.url, key, args.image, args.tag, args.timeout, args.wait_busy)
+        body = encode_request(args.image, args.tag)
+        waits = (args.timeout, args.wait_busy, args.retry_interval)
+        status = notify(args.url, secret.encode(), body, *waits)
     except (urllib.error.URLError, OSError) as exc:
         print(f"error: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 1

@@ -125,9 +125,9 @@ def test_concurrent_request_gets_409_and_lock_is_released(rig: Rig) -> None:
     assert _deploy(rig, "sha-6666666")[0] == 200
 
 
-def _notify(rig: Rig) -> subprocess.CompletedProcess:
+def _notify(rig: Rig, *extra: str) -> subprocess.CompletedProcess:
     url = f"http://{rig.address[0]}:{rig.address[1]}/hooks/deploy"
-    args = ["--url", url, "--image", REPOSITORY, "--tag", "sha-7777777"]
+    args = ["--url", url, "--image", REPOSITORY, "--tag", "sha-7777777", *extra]
     command = [sys.executable, "-m", "deploy.notify", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
@@ -158,3 +158,17 @@ def test_unexpected_error_is_still_reported_and_releases_the_lock(rig: Rig, capl
     assert _deploy_log(caplog)[-1]["outcome"] == "failed"
     rig.config.state_file.rmdir()
     assert _deploy(rig, "sha-9999999")[0] == 200
+
+
+def test_notify_cli_retries_while_a_deployment_runs(rig: Rig) -> None:
+    """Two quick pushes: the second notification waits for the first deployment, then lands."""
+    rig.docker.slow("pull", 1.0)
+    first = threading.Thread(target=_deploy, args=(rig, "sha-5555555"))
+    first.start()
+    while not rig.docker.calls("pull"):
+        time.sleep(0.02)
+    proc = _notify(rig, "--retry-interval", "0.3", "--wait-busy", "30")
+    first.join(timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("409 ")
+    assert rig.docker.running() == f"{REPOSITORY}:sha-7777777"
