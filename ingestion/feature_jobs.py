@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ingestion import feast_store
 from ingestion.feature_dataset import ExtendResult, FeatureDataset, extend_features
 from ingestion.features import LOOKBACK_HOURS
 from ingestion.settings import get_settings
@@ -46,6 +45,8 @@ def compute_job(symbols: list[str] | None = None, full: bool = False) -> list[Ex
 
 def materialize_all(symbols: list[str] | None = None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """Materialize the whole event-time range of the dataset (first row .. last row)."""
+    from ingestion import feast_store
+
     dataset = FeatureDataset(get_settings().features_dir)
     frame = dataset.read()
     if symbols:
@@ -81,6 +82,8 @@ def update_job(
     client: CoinbaseClient | None = None,
 ) -> list[UpdateResult]:
     """Fetch newly closed candles of ``symbols`` and publish their features offline and online."""
+    from ingestion import feast_store
+
     candles, dataset = _stores()
     names = [normalize_symbol(s) for s in symbols] if symbols else candles.symbols()
     if not names:
@@ -98,6 +101,7 @@ def _update_one(
     client: CoinbaseClient | None,
 ) -> UpdateResult:
     """Fetch after the last stored candle (or the last 25 h for a new symbol), then publish."""
+    from ingestion import feast_store
     from ingestion.coinbase import fetch_candles
 
     started = time.perf_counter()

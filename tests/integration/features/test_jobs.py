@@ -1,0 +1,150 @@
+"""Feature jobs: incremental extension, feast apply contents, CLI commands and Feast CLI flow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from ingestion import feast_store
+from ingestion.cli import app
+from ingestion.csv_import import read_candle_csv
+from ingestion.feature_dataset import FeatureDataset
+from ingestion.feature_jobs import compute_job
+from ingestion.features import FEATURE_COLUMNS, V1_FEATURES, V2_FEATURES, compute_features
+from ingestion.sample import synthetic_candles
+from ingestion.settings import PROJECT_ROOT, get_settings
+from ingestion.store import CandleStore
+from tests.integration.features.helpers import assert_rows_equal
+
+pytestmark = pytest.mark.integration
+
+
+def run_cli(*args: str):
+    return CliRunner(env={"COLUMNS": "200"}).invoke(app, list(args))
+
+
+def stored(home: Path) -> pd.DataFrame:
+    return FeatureDataset(home / "features").read()
+
+
+@pytest.mark.data
+def test_incremental_runs_equal_one_full_run_and_rerun_changes_nothing(home, btc_csv):
+    candles = read_candle_csv(btc_csv, "BTC-USD")
+    store = CandleStore(home / "candles")
+    store.write(candles.iloc[:3000])
+    assert compute_job()[0].full
+    store.write(candles.iloc[3000:])
+    [second] = compute_job()
+    assert (second.full, second.count) == (False, len(candles) - 3000)
+    full = compute_features(candles).to_pandas()
+    result = stored(home)
+    assert list(result["event_timestamp"]) == list(full["event_timestamp"])
+    assert_rows_equal(result, full, FEATURE_COLUMNS)
+    files = {p: p.stat().st_mtime_ns for p in (home / "features").rglob("*.parquet")}
+    assert compute_job()[0].count == 0
+    assert {p: p.stat().st_mtime_ns for p in (home / "features").rglob("*.parquet")} == files
+
+
+@pytest.mark.data
+def test_filling_an_old_gap_recomputes_the_symbol(home, btc_csv):
+    candles = read_candle_csv(btc_csv, "BTC-USD")
+    gap = candles["time"].between("2024-02-01", "2024-02-01 05:00")
+    store = CandleStore(home / "candles")
+    store.write(candles[~gap])
+    compute_job()
+    store.write(candles[gap])
+    [run] = compute_job()
+    assert run.full
+    assert_rows_equal(stored(home), compute_features(candles).to_pandas(), FEATURE_COLUMNS)
+
+
+def test_apply_registers_services_with_ordered_features(home):
+    feast_store.apply()
+    assert feast_store.feature_names("price_model_v1") == list(V1_FEATURES)
+    assert feast_store.feature_names("price_model_v2") == list(V2_FEATURES)
+    refs = feast_store.feature_refs("price_model_v1")
+    assert refs[0] == "price_features_v1:open" and len(refs) == 68
+    source = feast_store.get_store().get_data_source("price_features_source")
+    assert source.path == str(home / "features" / "*" / "*.parquet")
+    view = feast_store.get_store().get_feature_view("price_features_v2")
+    assert view.ttl == pd.Timedelta(minutes=75)
+    with pytest.raises(ValueError, match="unknown feature service"):
+        feast_store.feature_names("price_model_v9")
+
+
+def test_features_command_rejects_bad_and_unknown_symbols(home):
+    bad = run_cli("features", "--symbol", "bitcoin")
+    assert bad.exit_code == 2 and "invalid symbol" in bad.output
+    unknown = run_cli("features", "--symbol", "ETH-USD")
+    assert unknown.exit_code == 2 and "no candles stored for ETH-USD" in unknown.output
+
+
+def test_update_command_fetches_new_candles_and_publishes_them_online(home, fake_coinbase):
+    market = synthetic_candles("BTC-USD", 60, seed=5)
+    CandleStore(home / "candles").write(market.iloc[:50])
+    fake_coinbase.set_candles("BTC-USD", market)
+    result = run_cli("update", "--symbol", "BTC-USD")
+    assert result.exit_code == 0, result.output
+    assert "fetch -> online in" in result.output
+    latest = market["time"].max() + pd.Timedelta(hours=1)
+    online = feast_store.online_features("BTC-USD", "price_model_v2")
+    assert online.event_timestamp == latest
+    assert online.age_seconds() < 3600
+    assert stored(home)["event_timestamp"].max() == latest
+    again = run_cli("update", "--symbol", "BTC-USD")
+    assert again.exit_code == 0 and len(stored(home)) == 60
+
+
+FEAST_FLOW = [
+    ["apply"],
+    ["materialize", "2024-01-01T00:00:00", "2024-06-30T00:00:00"],
+    ["materialize-incremental", "2024-07-02T00:00:00"],
+]
+
+
+def check_flow_result(home: Path) -> None:
+    online = feast_store.online_features("BTC-USD", "price_model_v1")
+    assert online.event_timestamp == pd.Timestamp("2024-07-01 00:00", tz="UTC")
+    schema = pq.read_schema(next((home / "features").rglob("*.parquet")))
+    assert str(schema.field("event_timestamp").type) == "timestamp[us, tz=UTC]"
+
+
+@pytest.mark.data
+def test_documented_feast_cli_flow_in_process(home, btc_csv, monkeypatch):
+    """The README flow with Feast's own CLI (click app, in-process to skip its 10 s import)."""
+    from click.testing import CliRunner as ClickRunner
+    from feast.cli.cli import cli as feast_cli
+
+    monkeypatch.chdir(PROJECT_ROOT)  # feast apply chdirs into the repo; restored after
+    assert run_cli("load-csv", str(btc_csv), "--symbol", "BTC-USD").exit_code == 0
+    assert run_cli("features").exit_code == 0
+    get_settings().export_env()
+    for args in FEAST_FLOW:
+        done = ClickRunner().invoke(feast_cli, ["-c", "feature_repo", *args])
+        assert done.exit_code == 0, done.output
+        monkeypatch.chdir(PROJECT_ROOT)
+    check_flow_result(home)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_documented_feast_cli_flow_as_subprocesses(home, btc_csv):
+    """Same flow as separate processes, exactly as a user types it (about a minute)."""
+    env = {**os.environ, "CANDLECAST_HOME": str(home)}
+
+    def run(*cmd: str) -> None:
+        done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    run(sys.executable, "-m", "ingestion", "load-csv", str(btc_csv), "--symbol", "BTC-USD")
+    run(sys.executable, "-m", "ingestion", "features")
+    for args in FEAST_FLOW:
+        run(str(Path(sys.executable).parent / "feast"), "-c", "feature_repo", *args)
+    check_flow_result(home)
