@@ -66,9 +66,10 @@ def wait_ready(url: str, timeout: float, interval: float) -> bool:
                     return True
         except (urllib.error.URLError, OSError, ValueError):
             pass
-        if time.monotonic() + interval > deadline:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             return False
-        time.sleep(interval)
+        time.sleep(min(interval, remaining))
 
 
 def write_state(path: Path, ref: str) -> None:
