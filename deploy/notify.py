@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", required=True, help="https://…/hooks/deploy of the deployer")
     parser.add_argument("--image", required=True, help="image repository, e.g. ghcr.io/o/c")
     parser.add_argument("--tag", required=True, help="tag to deploy, e.g. sha-<commit>")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per request")
+    parser.add_argument("--timeout", type=float, default=2400, help="seconds per request")
     parser.add_argument("--wait-busy", type=float, default=900, help="seconds to retry a 409")
     parser.add_argument("--retry-interval", type=float, default=15, help="seconds between tries")
     args = parser.parse_args(argv)
