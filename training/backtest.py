@@ -1,0 +1,92 @@
+"""Walk-forward backtests of several families and their JSON summary."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from training.dataset import LabelledFrame
+from training.evaluate import compare_to_persistence
+from training.models import FitConfig
+from training.walkforward import Fold, WalkForwardResult, walk_forward, weekly_folds
+
+PUBLIC_KEYS = (
+    "mae",
+    "rmse",
+    "mape",
+    "directional_accuracy",
+    "directional_accuracy_ci95",
+    "mae_ratio_vs_persistence",
+    "n",
+)
+
+
+def period_of(folds: list[Fold]) -> dict:
+    """The evaluated period as ISO UTC strings (fold boundaries, so reruns match exactly)."""
+    return {
+        "period_start": folds[0].test_start.isoformat(),
+        "period_end": folds[-1].test_end.isoformat(),
+    }
+
+
+def score(result: WalkForwardResult) -> dict:
+    """Model and persistence metrics of one walk-forward run, tagged with its period."""
+    preds = result.predictions
+    summary = compare_to_persistence(preds["next_close"], preds["predicted"], preds["price_now"])
+    period = period_of(result.folds)
+    summary["metrics"].update(period)
+    summary["persistence"].update(period)
+    summary["fit_seconds"] = result.fit_seconds
+    return summary
+
+
+def run_backtest(
+    data: LabelledFrame,
+    families: list[str],
+    test_start: pd.Timestamp,
+    test_end: pd.Timestamp,
+    cfg: FitConfig,
+    on_fold: Callable[[str, Fold], None] | None = None,
+) -> dict[str, WalkForwardResult]:
+    """Walk-forward every family over the same weekly folds."""
+    folds = weekly_folds(test_start, test_end)
+    results = {}
+    for family in families:
+        hook = (lambda fold, fam=family: on_fold(fam, fold)) if on_fold else None
+        results[family] = walk_forward(data, family, folds, cfg, hook)
+    return results
+
+
+def report(data: LabelledFrame, results: dict[str, WalkForwardResult]) -> dict:
+    """The backtest JSON: per model metrics, plus the persistence forecast on the same rows."""
+    models, persistence, period = {}, None, {}
+    for family, result in results.items():
+        summary = score(result)
+        entry = {k: summary["metrics"][k] for k in PUBLIC_KEYS}
+        entry.update(
+            beats_persistence=summary["beats_persistence"],
+            leakage_suspect=summary["leakage_suspect"],
+            fit_seconds=round(summary["fit_seconds"], 2),
+        )
+        models[family] = entry
+        persistence = {k: summary["persistence"][k] for k in PUBLIC_KEYS}
+        period = period_of(result.folds)
+    return {
+        "symbol": data.symbol,
+        "feature_service": data.feature_service,
+        "target": data.target,
+        **period,
+        "folds": len(next(iter(results.values())).folds) if results else 0,
+        "models": models,
+        "persistence": persistence,
+    }
+
+
+def write_json(payload: dict, path: Path) -> Path:
+    target = Path(path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(payload, indent=2) + "\n")
+    return target

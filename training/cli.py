@@ -1,0 +1,240 @@
+"""Command line for training: ``python -m training --help``.
+
+Exit codes: 0 success, 2 bad input or missing data (the message names the
+command that produces it), 1 runtime failure. Expected errors print one line,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ingestion.settings import get_settings
+from ingestion.store import InvalidSymbolError, normalize_symbol
+from training.dataset import TARGETS, DatasetError, check_target, load_dataset
+from training.models import FAMILIES, FitConfig, check_family
+
+app = typer.Typer(
+    help="Train, backtest and register hourly price forecasters against the persistence floor.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+SYMBOL = typer.Option(..., "--symbol", "-s", help="Coinbase product id, e.g. BTC-USD.")
+MODELS = typer.Option(",".join(FAMILIES), "--models", "-m", help="Comma-separated families.")
+SERVICE = typer.Option("price_model_v2", "--feature-service", "-f", help="Feast FeatureService.")
+TARGET = typer.Option(
+    "return", "--target", "-t", help="return: next-hour log return; price: next-hour close."
+)
+EPOCHS = typer.Option(FitConfig.max_epochs, "--max-epochs", help="Keras epoch cap (early stopped).")
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Expected failures become one message and an exit code (2 input/data, 1 runtime)."""
+    try:
+        yield
+    except (DatasetError, InvalidSymbolError, ValueError, FileNotFoundError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(code=2) from None
+    except Exception as exc:  # BentoML's NotFound/Exists have no common importable base
+        if type(exc).__name__ in {"NotFound", "BentoMLException", "ImportServiceError"}:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(code=2) from None
+        raise
+
+
+def parse_models(text: str) -> list[str]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ValueError("no model family given")
+    return list(dict.fromkeys(check_family(n) for n in names))
+
+
+def fold_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@app.command()
+def train(
+    symbol: str = SYMBOL,
+    models: str = MODELS,
+    feature_service: str = SERVICE,
+    target: str = TARGET,
+    test_start: str = typer.Option(
+        None, help="Start of the walk-forward period (default: 4 weeks before the cut)."
+    ),
+    cut: str = typer.Option(None, help="Train on labels known by this UTC time (default: all)."),
+    max_epochs: int = EPOCHS,
+) -> None:
+    """Fit each family on all data up to the cut, judge it walk-forward, register it."""
+    from training.train import eval_period, train_family
+    from training.walkforward import weekly_folds
+
+    with errors():
+        families, cfg = parse_models(models), FitConfig(max_epochs=max_epochs)
+        data = load_dataset(normalize_symbol(symbol), feature_service, check_target(target))
+        end, start = eval_period(data, cut, test_start)
+        n_folds = len(weekly_folds(start, end))
+        with fold_progress() as bar:
+            for family in families:
+                task = bar.add_task(f"{family}: walk-forward", total=n_folds + 1)
+                outcome = train_family(
+                    data, family, end, start, cfg, on_fold=lambda _f, t=task: bar.advance(t)
+                )
+                bar.update(task, description=f"{family}: registered", advance=1)
+                _print_outcome(outcome)
+
+
+def _print_outcome(outcome) -> None:
+    m, p = outcome.summary["metrics"], outcome.summary["persistence"]
+    verdict = "beats" if outcome.summary["beats_persistence"] else "does NOT beat"
+    out.print(
+        f"[bold]{outcome.tag}[/] -> [bold]{outcome.decision.stage}[/] ({outcome.decision.reason})\n"
+        f"  walk-forward {m['period_start']} .. {m['period_end']}: MAE {m['mae']:.2f} vs "
+        f"persistence {p['mae']:.2f} (ratio {m['mae_ratio_vs_persistence']:.4f}, {verdict} "
+        f"persistence), direction {m['directional_accuracy']:.3f}"
+    )
+    if outcome.summary["leakage_suspect"]:
+        out.print("  [bold yellow]LEAKAGE SUSPECT[/]: >5% better than persistence; check features")
+
+
+@app.command()
+def backtest(
+    symbol: str = SYMBOL,
+    test_start: str = typer.Option(..., help="First forecast time of the test period (UTC)."),
+    test_end: str = typer.Option(None, help="End of the test period (default: end of data)."),
+    models: str = MODELS,
+    feature_service: str = SERVICE,
+    target: str = TARGET,
+    json_path: Path = typer.Option(None, "--json", help="Write the metrics JSON here."),
+    plots: bool = typer.Option(True, help="Write PNG plots (predictions, errors, loss curves)."),
+    reports_dir: Path = typer.Option(
+        None, help="Folder for the PNGs [default: $CANDLECAST_HOME/reports]."
+    ),
+    max_epochs: int = EPOCHS,
+) -> None:
+    """Walk-forward (weekly folds, expanding window) over the test period vs persistence."""
+    from training import plots as charts
+    from training.backtest import report, run_backtest, write_json
+    from training.train import data_end
+    from training.walkforward import utc, weekly_folds
+
+    with errors():
+        families, cfg = parse_models(models), FitConfig(max_epochs=max_epochs)
+        data = load_dataset(normalize_symbol(symbol), feature_service, check_target(target))
+        start, end = utc(test_start), utc(test_end) if test_end else data_end(data)
+        total = len(weekly_folds(start, end)) * len(families)
+        with fold_progress() as bar:
+            task = bar.add_task("walk-forward", total=total)
+
+            def step(family: str, fold) -> None:
+                bar.update(task, advance=1, description=f"{family} fold {fold.index + 1}")
+
+            results = run_backtest(data, families, start, end, cfg, step)
+        payload = report(data, results)
+        print_report(payload)
+        if json_path:
+            out.print(f"metrics JSON: {write_json(payload, json_path)}")
+        if plots:
+            stem = f"{data.symbol}_{feature_service}_{target}".lower()
+            folder = reports_dir or get_settings().reports_dir
+            for path in charts.report_paths(folder.expanduser().resolve(), stem, results):
+                out.print(f"plot: {path}")
+
+
+def print_report(payload: dict) -> None:
+    table = Table(
+        title=f"{payload['symbol']} {payload['feature_service']} target={payload['target']} "
+        f"{payload['period_start']} .. {payload['period_end']} ({payload['folds']} folds)"
+    )
+    for col in ("model", "MAE", "RMSE", "MAPE%", "ratio", "dir.acc", "n", "fit s"):
+        table.add_column(col, justify="right", no_wrap=True)
+    rows = [("naive", payload["persistence"], None)]
+    rows += [(name, m, m) for name, m in payload["models"].items()]
+    for name, m, extra in rows:
+        flag = " [yellow](leak?)[/]" if extra and extra["leakage_suspect"] else ""
+        table.add_row(
+            name,
+            f"{m['mae']:.2f}",
+            f"{m['rmse']:.2f}",
+            f"{m['mape']:.3f}",
+            f"{m['mae_ratio_vs_persistence']:.4f}{flag}",
+            f"{m['directional_accuracy']:.3f}",
+            str(m["n"]),
+            f"{extra['fit_seconds']:.1f}" if extra else "",
+        )
+    out.print(table)
+
+
+@app.command("models")
+def list_models(
+    symbol: str = typer.Option(None, "--symbol", "-s", help="Only this symbol."),
+) -> None:
+    """List registered versions with stage, target and walk-forward ratio vs persistence."""
+    from training.registry import bentoml_module
+
+    with errors():
+        slug = normalize_symbol(symbol).lower() if symbol else None
+        table = Table(title=f"model store {get_settings().bentoml_home}")
+        for col in ("tag", "stage", "features", "target", "MAE", "ratio", "beats naive", "created"):
+            table.add_column(col)
+        for model in sorted(bentoml_module().models.list(), key=lambda m: m.info.creation_time):
+            labels, meta = model.info.labels, model.info.metadata
+            if not model.tag.name.startswith("candlecast-") or (
+                slug and labels.get("symbol") != slug
+            ):
+                continue
+            metrics = meta.get("metrics", {})
+            table.add_row(
+                str(model.tag),
+                labels.get("stage", "?"),
+                str(meta.get("feature_service", "?")),
+                str(meta.get("target", "?")),
+                f"{metrics.get('mae', float('nan')):.2f}",
+                f"{metrics.get('mae_ratio_vs_persistence', float('nan')):.4f}",
+                str(meta.get("beats_persistence", "?")),
+                model.info.creation_time.strftime("%Y-%m-%d %H:%M"),
+            )
+        out.print(table)
+
+
+@app.command("export")
+def export_model(
+    tag: str = typer.Argument(..., help="Model tag, e.g. candlecast-cnn-btc-usd:latest."),
+    path: Path = typer.Argument(..., help="Output file (.bentomodel)."),
+) -> None:
+    """Export one registered model to a file (absolute path) for the delivery pipeline."""
+    from training.registry import export
+
+    with errors():
+        out.print(f"exported {tag} -> {export(tag, path)}")
+
+
+@app.command("import")
+def import_model(path: Path = typer.Argument(..., help="A .bentomodel file.")) -> None:
+    """Import a model file exported by `export` into this model store."""
+    from training.registry import import_file
+
+    with errors():
+        out.print(f"imported {import_file(path)}")
+
+
+__all__ = ["TARGETS", "app"]

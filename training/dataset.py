@@ -1,0 +1,147 @@
+"""Point-in-time training data: Feast features joined to next-hour labels from the candle store.
+
+Entity rows are ``(symbol, candle close time)`` for every completed candle
+whose next hour's close is known. Features come from a Feast FeatureService
+(point-in-time correct); labels come from the candle store, so a feature can
+never be its own label by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+HOUR = pd.Timedelta(hours=1)
+TARGETS = ("return", "price")
+KEYS = ["symbol", "event_timestamp"]
+
+
+class DatasetError(RuntimeError):
+    """The data a command needs is missing; the message names the command that makes it."""
+
+
+@dataclass
+class LabelledFrame:
+    """Rows sorted by time: ``KEYS``, the features, ``price_now`` and ``next_close``.
+
+    ``price_now`` is the close of the candle ending at ``event_timestamp`` (what
+    persistence predicts); ``next_close`` is the close one hour later (the label).
+    """
+
+    frame: pd.DataFrame
+    features: list[str]
+    target: str
+    symbol: str
+    feature_service: str
+
+    def with_target(self, target: str) -> LabelledFrame:
+        check_target(target)
+        return LabelledFrame(self.frame, self.features, target, self.symbol, self.feature_service)
+
+    def until(self, cut: pd.Timestamp) -> pd.DataFrame:
+        """Rows whose label was known by ``cut`` (the training set of a model cut there)."""
+        return self.frame[self.frame["event_timestamp"] + HOUR <= cut]
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
+    return target
+
+
+def label_rows(candles: pd.DataFrame) -> pd.DataFrame:
+    """Entity rows with the current and next-hour close, only where the next hour is known.
+
+    ``event_timestamp`` is the candle close time (open + 1h), matching the
+    feature timestamps; the next close is taken only from the candle that opens
+    exactly one hour later, so a gap never produces a wrong label.
+    """
+    ordered = candles.sort_values(["symbol", "time"], kind="stable")
+    stamp = pd.to_datetime(ordered["time"], utc=True).astype("datetime64[ns, UTC]")
+    nxt = ordered.groupby("symbol", sort=False)
+    next_time = stamp.groupby(ordered["symbol"], sort=False).shift(-1)
+    next_close = nxt["close"].shift(-1).where(next_time == stamp + HOUR)
+    rows = pd.DataFrame(
+        {
+            "symbol": ordered["symbol"].astype(str),
+            "event_timestamp": stamp + HOUR,
+            "price_now": ordered["close"].astype(float),
+            "next_close": next_close.astype(float),
+        }
+    )
+    return rows.dropna(subset=["next_close"]).reset_index(drop=True)
+
+
+def join_features(rows: pd.DataFrame, features: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Attach features to label rows by key (Feast returns rows in its own order).
+
+    Rows whose features are incomplete (the warm-up hours of lagged features)
+    are dropped; the result is sorted by time.
+    """
+    feats = features[[*KEYS, *names]].copy()
+    feats["event_timestamp"] = pd.to_datetime(feats["event_timestamp"], utc=True).astype(
+        "datetime64[ns, UTC]"
+    )
+    merged = rows.merge(feats, on=KEYS, how="inner", validate="one_to_one")
+    merged = merged.replace([np.inf, -np.inf], np.nan).dropna(subset=names)
+    return merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
+    """The training target: next-hour log return, or the next-hour close itself."""
+    if check_target(target) == "return":
+        return np.log(frame["next_close"].to_numpy(float) / frame["price_now"].to_numpy(float))
+    return frame["next_close"].to_numpy(float)
+
+
+def to_price(raw: np.ndarray, close: pd.Series | np.ndarray, target: str) -> np.ndarray:
+    """Turn a model's output back into a next-hour price."""
+    raw = np.asarray(raw, dtype=float)
+    if check_target(target) == "return":
+        return np.asarray(close, dtype=float) * np.exp(raw)
+    return raw
+
+
+def fingerprint(frame: pd.DataFrame, features: list[str]) -> str:
+    """sha256 of the rows a model was trained on (keys, features, labels), order-independent."""
+    cols = [*KEYS, *features, "price_now", "next_close"]
+    hashed = pd.util.hash_pandas_object(frame[cols].sort_values(KEYS), index=False)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+
+
+def load_dataset(symbol: str, feature_service: str, target: str = "return") -> LabelledFrame:
+    """Labelled rows for ``symbol``: candle-store labels joined to Feast's historical features.
+
+    Raises :class:`DatasetError` naming the command to run when candles or
+    features are missing.
+    """
+    from ingestion import feast_store
+    from ingestion.settings import get_settings
+    from ingestion.store import CandleStore, normalize_symbol
+
+    check_target(target)
+    symbol = normalize_symbol(symbol)
+    if feature_service not in feast_store.SERVICES:
+        raise DatasetError(
+            f"unknown feature service {feature_service!r}; choose from {list(feast_store.SERVICES)}"
+        )
+    candles = CandleStore(get_settings().candles_dir).read(symbol)
+    if candles.empty:
+        raise DatasetError(
+            f"no candles stored for {symbol}: load them first with `python -m ingestion "
+            f"backfill --symbol {symbol}` or `python -m ingestion load-csv FILE --symbol {symbol}`"
+        )
+    features_cmd = f"`python -m ingestion features --symbol {symbol}`"
+    if not any(get_settings().features_dir.rglob("*.parquet")):
+        raise DatasetError(f"no feature rows computed yet: run {features_cmd}")
+    rows = label_rows(candles)
+    store = feast_store.ensure_applied()
+    names = feast_store.feature_names(feature_service, store)
+    features = feast_store.historical_features(rows[KEYS], feature_service, store)
+    frame = join_features(rows, features, names)
+    if frame.empty:
+        raise DatasetError(f"no features for {symbol} in {feature_service}: run {features_cmd}")
+    return LabelledFrame(frame, names, target, symbol, feature_service)
