@@ -88,8 +88,14 @@ def materialize(start: datetime, end: datetime, store: FeatureStore | None = Non
 
 
 def push_online(rows: pa.Table | pd.DataFrame, store: FeatureStore | None = None) -> None:
-    """Write feature rows to the online store of every view (offline is written by us)."""
+    """Write the latest row of each symbol to the online store of every view.
+
+    The online store keeps one row per symbol and the SQLite store overwrites in
+    write order, so only each symbol's newest row is pushed. Offline rows are
+    written by the feature jobs, never through Feast's offline push.
+    """
     frame = rows.to_pandas() if isinstance(rows, pa.Table) else rows
+    frame = frame.sort_values("event_timestamp").drop_duplicates("symbol", keep="last")
     if len(frame):
         (store or get_store()).push(PUSH_SOURCE, frame, to=PushMode.ONLINE)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -138,8 +137,15 @@ def _ewm_last(values_oldest_first: Sequence[str]) -> str:
     return f"({' + '.join(terms)})"
 
 
-def _rsi(up: str, down: str) -> str:
-    """RSI from the two EWMs, with ta's rule: 100 when the down-EWM is 0."""
+def _rsi(ewm_abs: str, ewm_diff: str) -> str:
+    """RSI from the EWMs of |d| and d, with ta's rule: 100 when the loss EWM is 0.
+
+    gain = max(d, 0) = (|d| + d) / 2 and loss = (|d| - d) / 2, and the EWM is
+    linear, so gain_ewm / loss_ewm = (A + S) / (A - S) with A = ewm(|d|),
+    S = ewm(d). When every d >= 0 the two sums have identical terms, so
+    A - S is exactly 0, as ta's loss EWM is.
+    """
+    up, down = f"({ewm_abs} + {ewm_diff})", f"({ewm_abs} - {ewm_diff})"
     return f"CASE WHEN {down} = 0 THEN 100.0 ELSE 100.0 - 100.0 / (1.0 + {up} / {down}) END"
 
 
@@ -162,10 +168,15 @@ _DIFF = [f"_d{i}" for i in range(24)]
 
 
 def _lag_stage() -> list[str]:
+    """One window function per lag, carrying close, volume and ln(close) together."""
+    return [f"lag({{'c': close, 'v': volume, 'l': _ln0}}, {i}) OVER w AS _lag{i}" for i in LAGS]
+
+
+def _unpack_stage() -> list[str]:
     return [
-        *[f"lag(close, {i}) OVER w AS price_{i}_hour_ago" for i in LAGS],
-        *[f"lag(volume, {i}) OVER w AS volume_{i}_hour_ago" for i in LAGS],
-        *[f"lag(_ln0, {i}) OVER w AS {_LN[i]}" for i in LAGS],
+        *[f"_lag{i}.c AS price_{i}_hour_ago" for i in LAGS],
+        *[f"_lag{i}.v AS volume_{i}_hour_ago" for i in LAGS],
+        *[f"_lag{i}.l AS {_LN[i]}" for i in LAGS],
     ]
 
 
@@ -182,12 +193,11 @@ def _first_stage() -> list[str]:
 
 
 def _second_stage() -> list[str]:
-    """Return means and the gains/losses of each hour: (d + |d|)/2 == max(d, 0) exactly."""
+    """Means of the hourly returns and |price change| of each hour (for RSI)."""
     return [
         f"{_mean(_HOURLY[:6])} AS _r_mean_6",
         f"{_mean(_HOURLY)} AS _r_mean_24",
-        *[f"({d} + abs({d})) / 2 AS _up{i}" for i, d in enumerate(_DIFF)],
-        *[f"(abs({d}) - {d}) / 2 AS _dn{i}" for i, d in enumerate(_DIFF)],
+        *[f"abs({d}) AS _a{i}" for i, d in enumerate(_DIFF)],
     ]
 
 
@@ -195,18 +205,20 @@ def _third_stage() -> list[str]:
     """Wilder EWMs for both RSIs (v1: changes _d23.._d1, v2: _d22.._d0) and 24 h volatility."""
     v1, v2 = range(23, 0, -1), range(22, -1, -1)
     return [
-        f"{_ewm_last([f'_up{i}' for i in v1])} AS _up_v1",
-        f"{_ewm_last([f'_dn{i}' for i in v1])} AS _dn_v1",
-        f"{_ewm_last([f'_up{i}' for i in v2])} AS _up_v2",
-        f"{_ewm_last([f'_dn{i}' for i in v2])} AS _dn_v2",
+        f"{_ewm_last([f'_d{i}' for i in v1])} AS _sd_v1",
+        f"{_ewm_last([f'_a{i}' for i in v1])} AS _sa_v1",
+        f"{_ewm_last([f'_d{i}' for i in v2])} AS _sd_v2",
+        f"{_ewm_last([f'_a{i}' for i in v2])} AS _sa_v2",
         f"{_std(_HOURLY, '_r_mean_24')} AS volatility_24h",
     ]
 
 
 def _feature_expressions() -> dict[str, str]:
     """Final expression of every output feature, by name."""
-    hour = "(2 * pi() * hour(event_timestamp) / 24.0)"
-    dow = "(2 * pi() * (isodow(event_timestamp) - 1) / 7.0)"
+    # Calendar fields from epoch arithmetic (exact for UTC, no ICU calendar per row);
+    # 1970-01-01 was a Thursday, dow 3 with Monday = 0.
+    hour = "(2 * pi() * ((epoch_us(event_timestamp) // 3600000000) % 24) / 24.0)"
+    dow = "(2 * pi() * ((epoch_us(event_timestamp) // 86400000000 + 3) % 7) / 7.0)"
     passthrough = ["open", "high", "low", "close", "volume", *_PRICES, *_VOLUMES]
     exprs = {name: name for name in [*passthrough, "pr_24hr_mavg", "volume_24hr_mavg"]}
     exprs |= {
@@ -214,7 +226,7 @@ def _feature_expressions() -> dict[str, str]:
         "lower_shadow": "least(open, close) - low",
         "pr_24hr_mstd": _std(_PRICES, "pr_24hr_mavg"),
         "volume_24hr_mstd": _std(_VOLUMES, "volume_24hr_mavg"),
-        "rsi": _rsi("_up_v1", "_dn_v1"),
+        "rsi": _rsi("_sa_v1", "_sd_v1"),
         "hour_sin": f"sin({hour})",
         "hour_cos": f"cos({hour})",
         "dow_sin": f"sin({dow})",
@@ -232,7 +244,7 @@ def _feature_expressions() -> dict[str, str]:
         "volatility_6h": _std(_HOURLY[:6], "_r_mean_6"),
         "volatility_24h": "volatility_24h",
         "close_dist_24h": ("(_ln0 - ln(NULLIF(_close_mean_incl, 0))) / NULLIF(volatility_24h, 0)"),
-        "rsi_14": _rsi("_up_v2", "_dn_v2"),
+        "rsi_14": _rsi("_sa_v2", "_sd_v2"),
         "range_rel": "(high - low) / NULLIF(close, 0)",
         "body_rel": "(close - open) / NULLIF(close, 0)",
     }
@@ -258,14 +270,22 @@ def feature_sql(source: str) -> str:
 WITH src AS (
     SELECT symbol, time, open, high, low, close, volume FROM {source}
 ),
-grid AS (
-    SELECT symbol, unnest(generate_series(min(time), max(time), INTERVAL 1 HOUR)) AS time
-    FROM src GROUP BY symbol
+gapped AS (
+    SELECT symbol, min(time) AS lo, max(time) AS hi FROM src GROUP BY symbol
+    HAVING count(*) <> date_diff('hour', min(time), max(time)) + 1
+),
+missing AS (
+    SELECT g.symbol, g.time FROM (
+        SELECT symbol, unnest(generate_series(lo, hi, INTERVAL 1 HOUR)) AS time FROM gapped
+    ) g
+    ANTI JOIN src s ON s.symbol = g.symbol AND s.time = g.time
 ),
 dense AS (
-    SELECT g.symbol, g.time, s.open, s.high, s.low, s.close, s.volume,
-        CASE WHEN s.close > 0 THEN ln(s.close) END AS _ln0
-    FROM grid g LEFT JOIN src s ON s.symbol = g.symbol AND s.time = g.time
+    SELECT symbol, time, open, high, low, close, volume,
+        CASE WHEN close > 0 THEN ln(close) END AS _ln0
+    FROM src
+    UNION ALL
+    SELECT symbol, time, NULL, NULL, NULL, NULL, NULL, NULL FROM missing
 ),
 lagged AS (
     SELECT symbol, time + INTERVAL 1 HOUR AS event_timestamp,
@@ -275,7 +295,9 @@ lagged AS (
     WINDOW w AS (PARTITION BY symbol ORDER BY time)
 ),
 kept AS (
-    SELECT * FROM lagged
+    SELECT symbol, event_timestamp, open, high, low, close, volume, _ln0,
+        {_columns(_unpack_stage())}
+    FROM lagged
     WHERE close IS NOT NULL AND ($since IS NULL OR event_timestamp > $since)
 ),
 s1 AS (SELECT *, {_columns(_first_stage())} FROM kept),
@@ -297,28 +319,17 @@ def _run(con: duckdb.DuckDBPyConnection, source: str, since: datetime | None) ->
     since_value = None if since is None else pd.Timestamp(since).tz_convert("UTC")
     since_sql = "NULL" if since_value is None else f"TIMESTAMPTZ '{since_value.isoformat()}'"
     table = con.sql(feature_sql(source).replace("$since", since_sql)).to_arrow_table()
-    # Sorting the narrow key columns in Arrow is far cheaper than an SQL ORDER BY that
-    # moves all 100 payload columns through DuckDB's sort.
-    return table.cast(FEATURE_SCHEMA).sort_by(
-        [("symbol", "ascending"), ("event_timestamp", "ascending")]
-    )
+    return table.cast(FEATURE_SCHEMA)
 
 
 def compute_features(candles: pd.DataFrame | pa.Table, since: datetime | None = None) -> pa.Table:
     """Feature rows for in-memory candles (columns of the candle store), as Arrow.
 
-    Rows need ``LOOKBACK_HOURS`` of earlier candles in ``candles`` to have
-    non-NULL lags; pass ``since`` to return only rows closing after it.
+    Row order is unspecified (sorting 100 columns costs more than computing them);
+    the dataset writer sorts each file. Rows need ``LOOKBACK_HOURS`` of earlier
+    candles in ``candles`` to have non-NULL lags; pass ``since`` to return only
+    rows closing after it.
     """
     with _connect() as con:
         con.register("candles_input", candles)
         return _run(con, "candles_input", since)
-
-
-def compute_features_from_files(files: Sequence[Path], since: datetime | None = None) -> pa.Table:
-    """Feature rows for candle parquet files (the candle store's layout), as Arrow."""
-    if not files:
-        return FEATURE_SCHEMA.empty_table()
-    paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    with _connect() as con:
-        return _run(con, f"read_parquet([{paths}], hive_partitioning=false)", since)

@@ -27,7 +27,7 @@ def gapped(btc_csv: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def module_rows(gapped: pd.DataFrame) -> pd.DataFrame:
-    return compute_features(gapped).to_pandas()
+    return compute_features(gapped).to_pandas().sort_values("event_timestamp", ignore_index=True)
 
 
 def test_feature_sets_have_the_documented_sizes():

@@ -1,0 +1,165 @@
+"""Feature computation throughput, point-in-time join time and online read latency.
+
+1. rows/s of ``ingestion.features.compute_features`` (DuckDB SQL) on synthetic
+   candles, 20 symbols x 50,000 hours = 1,000,000 candles, beside the vectorised
+   pandas reference (``tests/reference_features.py``) timed in the same run on
+   the same candles; the two outputs are compared on a sample.
+2. ``get_historical_features`` for 40,000 entity rows x 68 features
+   (``price_model_v1``) over a temporary home of 4 symbols x 25,000 hours.
+3. Online read latency (p50/p99) of one symbol through
+   ``ingestion.feast_store.online_features`` (SQLite online store).
+
+Sizes can be reduced with BENCH_FEATURE_SYMBOLS / BENCH_FEATURE_HOURS.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+GOAL_ROWS_PER_SECOND = 400_000
+SYMBOLS = int(os.environ.get("BENCH_FEATURE_SYMBOLS", "20"))
+HOURS = int(os.environ.get("BENCH_FEATURE_HOURS", "50000"))
+ENTITY_ROWS = 40_000
+ONLINE_READS = 300
+
+
+def synthetic_candles(symbols: int, hours: int, seed: int = 0) -> pd.DataFrame:
+    """Random-walk hourly candles in the candle store's shape (no gaps)."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2019-01-01", periods=hours, freq="h", tz="UTC").astype(
+        "datetime64[us, UTC]"
+    )
+    frames = []
+    for index in range(symbols):
+        close = 1000.0 * (index + 1) * np.exp(np.cumsum(rng.normal(0, 0.01, hours)))
+        open_ = np.concatenate([[close[0]], close[:-1]])
+        spread = np.abs(rng.normal(0, 0.004, hours))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": f"S{index:02d}-USD",
+                    "time": times,
+                    "open": open_,
+                    "high": np.maximum(open_, close) * (1 + spread),
+                    "low": np.minimum(open_, close) * (1 - spread),
+                    "close": close,
+                    "volume": rng.gamma(2.0, 50.0, hours),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _timed(func, *args):
+    """(result, wall seconds, CPU seconds of this process, all threads)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = func(*args)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _rate(label: str, n: int, wall: float, cpu: float) -> None:
+    print(
+        f"  {label:<32} {n / wall:>10,.0f} rows/s wall ({wall:.2f} s)"
+        f"  {n / cpu:>10,.0f} rows per CPU-s ({cpu:.2f} CPU-s)"
+    )
+
+
+def bench_computation() -> None:
+    from ingestion.features import FEATURE_COLUMNS, compute_features
+    from tests.reference_features import reference_features
+
+    candles = synthetic_candles(SYMBOLS, HOURS)
+    table = pa.Table.from_pandas(candles, preserve_index=False)
+    n = len(candles)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"feature computation: {SYMBOLS} symbols x {HOURS} h = {n:,} candles (load avg {load})")
+    runs = [_timed(compute_features, table) for _ in range(3)]
+    rows, wall, cpu = min(runs, key=lambda run: run[1])
+    reference, pandas_wall, pandas_cpu = _timed(reference_features, candles)
+    _rate("duckdb (ingestion.features)", n, wall, cpu)
+    _rate("pandas reference (vectorised)", n, pandas_wall, pandas_cpu)
+    verdict = "met" if n / wall >= GOAL_ROWS_PER_SECOND else "NOT met"
+    goal = f"goal {GOAL_ROWS_PER_SECOND:,} rows/s: {verdict}"
+    print(f"  speed-up {pandas_wall / wall:.1f}x wall; {goal}")
+    keys = ["symbol", "event_timestamp"]
+    sample = reference.sample(2000, random_state=1)
+    duck = sample[keys].merge(rows.to_pandas(), on=keys, how="left")
+    a, b = duck[FEATURE_COLUMNS].to_numpy(), sample[FEATURE_COLUMNS].to_numpy()
+    same = np.allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=1e-9, atol=1e-12)
+    print(f"  outputs agree on a 2,000-row sample: {same}")
+
+
+def _temporary_home() -> Path:
+    from ingestion.settings import reset_settings
+
+    root = Path(tempfile.mkdtemp(prefix="candlecast-bench-features-"))
+    os.environ["CANDLECAST_HOME"] = str(root)
+    reset_settings()
+    return root
+
+
+def bench_feast() -> None:
+    from ingestion import feast_store
+    from ingestion.feature_jobs import compute_job
+    from ingestion.settings import get_settings
+    from ingestion.store import CandleStore
+
+    previous = os.environ.get("CANDLECAST_HOME")
+    _temporary_home()
+    try:
+        candles = synthetic_candles(4, 25_000, seed=2)
+        CandleStore(get_settings().candles_dir).write(candles)
+        compute_job()
+        store = feast_store.apply()
+        entities = candles.sample(ENTITY_ROWS, random_state=3)[["symbol", "time"]]
+        entities = entities.rename(columns={"time": "event_timestamp"})
+        entities["event_timestamp"] += pd.Timedelta(minutes=90)  # mid-hour: PIT must pick
+        service = feast_store.feature_service("price_model_v1", store)
+        start = time.perf_counter()
+        frame = store.get_historical_features(entity_df=entities, features=service).to_df()
+        seconds = time.perf_counter() - start
+        print(
+            f"get_historical_features: {len(frame):,} entity rows x {len(frame.columns) - 2} "
+            f"features over {len(candles):,} feature rows in {seconds:.2f} s"
+        )
+        _bench_online(store, candles)
+    finally:
+        if previous is None:
+            os.environ.pop("CANDLECAST_HOME", None)
+        else:
+            os.environ["CANDLECAST_HOME"] = previous
+
+
+def _bench_online(store, candles: pd.DataFrame) -> None:
+    from ingestion import feast_store
+
+    end = candles["time"].max() + pd.Timedelta(hours=1)
+    feast_store.materialize(end - pd.Timedelta(hours=2), end, store)
+    latencies = []
+    for _ in range(ONLINE_READS):
+        start = time.perf_counter()
+        online = feast_store.online_features("S00-USD", "price_model_v1", store)
+        latencies.append((time.perf_counter() - start) * 1000)
+    assert online.event_timestamp == end
+    cuts = statistics.quantiles(latencies, n=100)
+    print(
+        f"online read (1 symbol, 68 features + event timestamps, {ONLINE_READS} reads): "
+        f"p50 {cuts[49]:.2f} ms, p99 {cuts[98]:.2f} ms"
+    )
+
+
+def main() -> None:
+    bench_computation()
+    bench_feast()
+
+
+if __name__ == "__main__":
+    main()
