@@ -1,0 +1,190 @@
+"""Prediction latency and throughput over HTTP on 127.0.0.1, per serving layout.
+
+For Lasso and CNN: p50/p99 with one client (sequential POST /predict) and
+requests/s with 16 concurrent clients, beside the in-process call (features +
+model, no HTTP) timed in the same run. Layouts compared:
+
+- ``split``:  PricePredictor + LassoModel + CNNModel as three processes (HTTP hop per call)
+- ``fused``:  the model services inside the API process (``bentoml serve --development``)
+- ``*-2w``:   the same with two PricePredictor worker processes
+
+Uses CANDLECAST_HOME if it has materialized features and champions (after
+``make demo``); otherwise builds a temporary home from ../shared/data with tiny
+contract models, so the figures measure serving, not model quality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+GOALS = {"p50_ms": 5.0, "p99_ms": 15.0, "rps": 300.0}
+LAYOUTS = {"split": (False, 1), "split-2w": (False, 2), "fused": (True, 1), "fused-2w": (True, 2)}
+MODELS = ("lasso", "cnn")
+SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "400"))
+CONCURRENT_CLIENTS = 16
+CONCURRENT_SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
+
+
+def prepare_home() -> str:
+    """A CANDLECAST_HOME with features and champions; builds a temporary one if needed."""
+    from ingestion.settings import get_settings, reset_settings
+
+    settings = get_settings()
+    settings.export_env()
+    if (settings.feast_dir / "registry.db").exists() and _has_champions():
+        return f"{settings.home} (trained champions)"
+    root = Path(tempfile.mkdtemp(prefix="candlecast-bench-"))
+    os.environ["CANDLECAST_HOME"] = str(root / "home")
+    os.environ["BENTOML_HOME"] = str(root / "bentoml")
+    reset_settings()
+    _build_temporary_home(root / "home")
+    return f"{root} (temporary: real BTC features, tiny contract models)"
+
+
+def _has_champions() -> bool:
+    from bentos.registry import SERVED_FAMILIES, find_champion
+
+    return all(find_champion(f, "BTC-USD") for f in SERVED_FAMILIES)
+
+
+def _build_temporary_home(home: Path) -> None:
+    from ingestion.feast_store import feature_names
+    from tests.conftest import BTC_CSV
+    from tests.fakes.serving import register_cnn, register_lasso
+    from tests.integration.conftest import build_feature_home
+
+    home.mkdir(parents=True)
+    build_feature_home(home, BTC_CSV)
+    names = feature_names("price_model_v2")
+    register_lasso("BTC-USD", features=names)
+    register_cnn("BTC-USD", features=names, output_scale=1e-7)
+
+
+def in_process(n: int = 300) -> dict[str, float]:
+    """p50 ms of the whole predict (features + model) without HTTP, per model."""
+    from bentos.cnn_service import CNNModel
+    from bentos.lasso_service import LassoModel
+    from bentos.service import PricePredictor
+
+    service = PricePredictor.inner.__new__(PricePredictor.inner)
+    service.lasso, service.cnn = LassoModel(), CNNModel()  # in-process instances
+    PricePredictor.inner.__init__(service)
+    result = {}
+    for model in MODELS:
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            asyncio.run(service.predictor.predict("BTC-USD", model))
+            times.append(time.perf_counter() - start)
+        result[model] = 1000 * statistics.median(times[20:])
+    return result
+
+
+async def sequential(url: str, model: str, n: int) -> list[float]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            async with session.post(url, json={"symbol": "BTC-USD", "model": model}) as r:
+                await r.read()
+                assert r.status == 200, await r.text()
+            times.append(time.perf_counter() - start)
+    return times[min(50, n // 5) :]
+
+
+async def concurrent(url: str, model: str, clients: int, seconds: float) -> tuple[float, int]:
+    """(requests/s, errors) with ``clients`` connections looping for ``seconds``."""
+    import aiohttp
+
+    done = errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        nonlocal done, errors
+        while time.perf_counter() < stop_at:
+            async with session.post(url, json={"symbol": "BTC-USD", "model": model}) as r:
+                await r.read()
+                done += 1
+                errors += r.status != 200
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(one(session) for _ in range(clients)))
+        return done / (time.perf_counter() - start), errors
+
+
+def measure_layout(name: str, fused: bool, workers: int) -> list[dict]:
+    from bentos.client import serve_in_background
+
+    rows = []
+    with serve_in_background(_free_port(), fused=fused, api_workers=workers) as client:
+        url = f"{client.base_url}/predict"
+        for model in MODELS:
+            times = np.array(asyncio.run(sequential(url, model, SEQUENTIAL))) * 1000
+            rps, errors = asyncio.run(
+                concurrent(url, model, CONCURRENT_CLIENTS, CONCURRENT_SECONDS)
+            )
+            rows.append(
+                {
+                    "layout": name,
+                    "model": model,
+                    "p50_ms": float(np.percentile(times, 50)),
+                    "p99_ms": float(np.percentile(times, 99)),
+                    "rps": rps,
+                    "errors": errors,
+                }
+            )
+            print(_format(rows[-1]), flush=True)
+    return rows
+
+
+def _format(row: dict) -> str:
+    ok = row["p50_ms"] <= GOALS["p50_ms"] and row["p99_ms"] <= GOALS["p99_ms"]
+    ok = ok and row["rps"] >= GOALS["rps"] and row["errors"] == 0
+    return (
+        f"| {row['layout']:<9} | {row['model']:<5} | {row['p50_ms']:6.2f} | {row['p99_ms']:6.2f} "
+        f"| {row['rps']:6.0f} | {row['errors']:>6} | {'yes' if ok else 'no':<4} |"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(layouts: list[str] | None = None) -> list[dict]:
+    """Run every layout (or BENCH_LAYOUTS=split,fused) and print a Markdown table."""
+    chosen = layouts or os.environ.get("BENCH_LAYOUTS", ",".join(LAYOUTS)).split(",")
+    print(f"home: {prepare_home()}; cores: {os.cpu_count()}; goals: {GOALS}")
+    base = in_process()
+    print(
+        "in-process predict (features + model, no HTTP), p50 ms: "
+        + ", ".join(f"{m} {v:.2f}" for m, v in base.items())
+    )
+    print(
+        f"one client: {SEQUENTIAL} sequential requests; "
+        f"{CONCURRENT_CLIENTS} clients for {CONCURRENT_SECONDS:.0f} s each"
+    )
+    print("| layout    | model | p50 ms | p99 ms |  req/s | errors | goal |")
+    print("|-----------|-------|--------|--------|--------|--------|------|")
+    rows = []
+    for name in chosen:
+        fused, workers = LAYOUTS[name]
+        rows += measure_layout(name, fused, workers)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

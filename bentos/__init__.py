@@ -1,0 +1,1 @@
+"""Serving stage: BentoML services, the inference transform and a typed HTTP client."""

@@ -1,0 +1,28 @@
+"""``LassoModel``: the Lasso champion(s) behind one batchable API (a "runner")."""
+
+from __future__ import annotations
+
+import bentoml
+import joblib
+import numpy as np
+
+from bentos.registry import attach_champions, model_attr
+from bentos.runners import BATCHING, RUNNER_OPTIONS, run_grouped
+
+
+@bentoml.service(name="LassoModel", **RUNNER_OPTIONS)
+@attach_champions("lasso")
+class LassoModel:
+    """Loads each served symbol's Lasso champion once (a scikit-learn Pipeline)."""
+
+    def __init__(self) -> None:
+        self.models = []
+        for symbol, champion in self.champions.items():
+            stored = getattr(self, model_attr(symbol))
+            pipeline = joblib.load(stored.path_of("model.joblib"))
+            self.models.append((champion.spec, pipeline.predict))
+
+    @bentoml.api(**BATCHING)
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Raw model outputs for encoded rows (``bentos.runners.encode``)."""
+        return run_grouped(inputs, self.models)

@@ -1,0 +1,222 @@
+"""Request logic of the prediction API, independent of BentoML and HTTP.
+
+``Predictor`` validates a request, fetches features, calls a model service and
+assembles the result. Models are injected as async callables and features as
+any object with ``online``/``historical`` (``bentos.features.FeatureSource``),
+so unit tests run it with fakes and the service wires in the real ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import numpy as np
+import pandas as pd
+
+from bentos.errors import (
+    BadTime,
+    FeaturesUnavailable,
+    ServiceUnavailable,
+    UnknownModel,
+    UnknownSymbol,
+)
+from bentos.features import FeatureRow
+from bentos.inference import (
+    NAIVE,
+    PAST_HOURS,
+    PRICE_FEATURE_SERVICE,
+    ModelSpec,
+    feature_row,
+    model_input,
+    naive_spec,
+    to_price,
+)
+from bentos.registry import default_model
+from bentos.runners import encode
+
+RunModel = Callable[[np.ndarray], Awaitable[np.ndarray]]
+HOUR = timedelta(hours=1)
+ENTITY_COLUMNS = ("symbol", "event_timestamp")
+
+
+@dataclass(frozen=True)
+class ServedFamily:
+    """One model service: its champion per symbol and the async call into it."""
+
+    specs: Mapping[str, ModelSpec]
+    run: RunModel
+
+    def encode(self, symbol: str, x: np.ndarray) -> np.ndarray:
+        width = max(len(s.features) for s in self.specs.values())
+        return encode(list(self.specs).index(symbol), x, width)
+
+
+class Predictor:
+    """Answers predict/models/symbols for the served symbols."""
+
+    def __init__(
+        self,
+        symbols: list[str],
+        families: Mapping[str, ServedFamily],
+        features: Any,
+        stale_after_seconds: float = 7200,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.symbols = list(symbols)
+        self.families = dict(families)
+        self.features = features
+        self.stale_after_seconds = stale_after_seconds
+        self.clock = clock
+
+    def specs(self, symbol: str) -> dict[str, ModelSpec]:
+        """Servable models for a symbol, naive included, by name."""
+        found = {f: fam.specs[symbol] for f, fam in self.families.items() if symbol in fam.specs}
+        return {**found, NAIVE: naive_spec(symbol)}
+
+    def default(self, symbol: str) -> str:
+        return default_model([s for n, s in self.specs(symbol).items() if n != NAIVE])
+
+    def check_symbol(self, symbol: Any) -> str:
+        name = str(symbol or "").strip().upper()
+        if name not in self.symbols:
+            raise UnknownSymbol(
+                f"Unknown symbol {symbol!r}. Known symbols: {', '.join(self.symbols)}",
+                known_symbols=self.symbols,
+            )
+        return name
+
+    def check_model(self, symbol: str, model: Any) -> ModelSpec:
+        specs = self.specs(symbol)
+        name = str(model).strip().lower() if model not in (None, "") else self.default(symbol)
+        if name not in specs:
+            raise UnknownModel(
+                f"Unknown model {model!r} for {symbol}. Choose one of: {', '.join(specs)}",
+                choices=list(specs),
+            )
+        return specs[name]
+
+    def check_time(self, at: Any, now: datetime) -> datetime | None:
+        """None for "now"; else the UTC instant asked for (never in the future)."""
+        if at is None or str(at).strip().lower() in ("", "now"):
+            return None
+        try:
+            when = pd.Timestamp(str(at).strip())
+        except (ValueError, TypeError, OverflowError):
+            when = None
+        if when is None or pd.isna(when):
+            raise BadTime(f"Cannot read at={at!r}: use 'now' or ISO-8601, e.g. 2024-06-01T12:00Z")
+        when = when.tz_localize(UTC) if when.tzinfo is None else when.tz_convert(UTC)
+        if when > now:
+            raise BadTime(f"at={when.isoformat()} is in the future (now {now.isoformat()})")
+        return when.to_pydatetime()
+
+    async def predict(self, symbol: Any, model: Any = None, at: Any = None) -> dict[str, Any]:
+        now = self.clock()
+        symbol = self.check_symbol(symbol)
+        spec = self.check_model(symbol, model)
+        when = self.check_time(at, now)
+        prices, values = await anyio.to_thread.run_sync(self.lookup, symbol, spec, when)
+        close = float(prices.values["close"])
+        predicted = await self.forecast(spec, values, close, live=when is None)
+        return self.result(spec, prices, close, predicted, reference=when or now, now=now)
+
+    def lookup(self, symbol: str, spec: ModelSpec, when: datetime | None):
+        """(price row, model feature row): online for now, offline for a past hour."""
+        if when is None:
+            return self.features.live(
+                symbol, None if spec.family == NAIVE else spec.feature_service
+            )
+        latest = self.features.prices(symbol)
+        as_of = when.replace(minute=0, second=0, microsecond=0)
+        if as_of > latest.as_of:
+            raise BadTime(
+                f"at={when.isoformat()} is after the last stored candle of {symbol} "
+                f"(closed {latest.as_of.isoformat()}); use at=now",
+                latest=latest.as_of.isoformat(),
+            )
+        prices = self.past(symbol, as_of, PRICE_FEATURE_SERVICE, latest)
+        if spec.feature_service == PRICE_FEATURE_SERVICE:
+            return prices, prices
+        return prices, self.past(symbol, as_of, spec.feature_service, latest)
+
+    def past(self, symbol: str, as_of: datetime, service: str, latest: FeatureRow) -> FeatureRow:
+        row = self.features.historical(symbol, as_of, service)
+        needed = ("close",) if service == PRICE_FEATURE_SERVICE else ()
+        if row is None or any(row.values.get(k) is None for k in needed) or not _any(row):
+            raise BadTime(
+                f"No stored features for {symbol} at {as_of.isoformat()} ({service}); "
+                f"stored data ends {latest.as_of.isoformat()}",
+                latest=latest.as_of.isoformat(),
+            )
+        return row
+
+    async def forecast(self, spec: ModelSpec, values: FeatureRow, close: float, live: bool):
+        if spec.family == NAIVE:
+            return close
+        x = feature_row(spec, values.values)
+        if x is None:
+            missing = [f for f in spec.features if values.values.get(f) is None]
+            raise FeaturesUnavailable(
+                f"Features for {spec.symbol} at {values.as_of.isoformat()} are incomplete "
+                f"for model {spec.family}: missing {missing[:5]}",
+            )
+        family = self.families[spec.family]
+        raw = await family.run(family.encode(spec.symbol, model_input(spec, x[None, :])))
+        price = float(to_price(spec, np.asarray(raw)[:1], np.array([close]))[0])
+        if not math.isfinite(price):
+            raise ServiceUnavailable(f"model {spec.family} returned a non-finite forecast")
+        return price
+
+    def result(self, spec, prices: FeatureRow, close, predicted, reference, now) -> dict:
+        past = [prices.values.get(f"price_{h}_hour_ago") for h in range(PAST_HOURS, 0, -1)]
+        age = max(0.0, (reference - prices.as_of).total_seconds())
+        change = predicted - close
+        return {
+            "symbol": spec.symbol,
+            "model": spec.family,
+            "model_version": spec.version,
+            "mae_ratio_vs_persistence": spec.mae_ratio_vs_persistence,
+            "feature_service": spec.feature_service,
+            "as_of": prices.as_of.isoformat(),
+            "target_time": (prices.as_of + HOUR).isoformat(),
+            "current_price": close,
+            "predicted_price": predicted,
+            "predicted_change": change,
+            "predicted_change_pct": 100.0 * change / close if close else 0.0,
+            "past_24_hour_prices": [None if p is None else float(p) for p in past],
+            "features_age_seconds": age,
+            "stale": age > self.stale_after_seconds,
+            "request_timestamp": now.isoformat(),
+        }
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every servable model per symbol with its walk-forward figures."""
+        rows = []
+        for symbol in self.symbols:
+            default = self.default(symbol)
+            for name, spec in self.specs(symbol).items():
+                ratio = spec.mae_ratio_vs_persistence
+                rows.append(
+                    {
+                        "symbol": symbol,
+                        "model": name,
+                        "model_version": spec.version,
+                        "feature_service": spec.feature_service,
+                        "target": spec.target,
+                        "mae_ratio_vs_persistence": ratio,
+                        "beats_persistence": ratio is not None and ratio < 1.0,
+                        "default": name == default,
+                        "metrics": dict(spec.metrics),
+                    }
+                )
+        return rows
+
+
+def _any(row: FeatureRow) -> bool:
+    """True when the offline join found a feature row (not only the entity columns)."""
+    return any(v is not None for k, v in row.values.items() if k not in ENTITY_COLUMNS)

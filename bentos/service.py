@@ -1,0 +1,111 @@
+"""``PricePredictor``: the HTTP front door, composing the model services.
+
+``bentoml serve`` (or the Bento) starts this service and, as separate
+processes, the ``LassoModel`` and ``CNNModel`` services it depends on. POST
+``/predict`` is a BentoML API (typed JSON body); GET ``/predict``, ``/models``
+and ``/symbols`` live on a FastAPI app mounted on the same server. Every error
+is a JSON body from ``bentos.errors`` with its own status code.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from bentos.cnn_service import CNNModel
+from bentos.errors import CandlecastError
+from bentos.features import FeatureSource
+from bentos.lasso_service import LassoModel
+from bentos.predictor import Predictor, ServedFamily
+from bentos.registry import champion_specs, served_symbols
+from ingestion.settings import get_settings
+
+http = FastAPI(title="candlecast", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+class PredictRequest(BaseModel):
+    symbol: str = Field("BTC-USD", description="Symbol, e.g. BTC-USD (see GET /symbols)")
+    model: str | None = Field(None, description="lasso | cnn | naive; default: best champion")
+    at: str | None = Field(None, description="'now' (default) or an ISO-8601 time in the past")
+
+
+def error_response(exc: CandlecastError) -> JSONResponse:
+    return JSONResponse(exc.to_body(), status_code=exc.status)
+
+
+@http.exception_handler(CandlecastError)
+async def _candlecast_error(_: Request, exc: CandlecastError) -> JSONResponse:
+    return error_response(exc)
+
+
+@http.exception_handler(RequestValidationError)
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    body = {"error": "bad_request", "message": "Invalid query parameters", "detail": exc.errors()}
+    return JSONResponse(jsonable(body), status_code=400)
+
+
+async def call(dependency: Any, rows: Any) -> Any:
+    """Call a model service's batchable ``predict`` (remote proxy or in-process instance).
+
+    Looked up per call: a remote proxy only gets its endpoints once started.
+    """
+    return await dependency.to_async.predict(rows)
+
+
+def jsonable(value: Any) -> Any:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(value)
+
+
+@bentoml.service(name="PricePredictor", workers=1, traffic={"timeout": 30})
+@bentoml.asgi_app(http, path="/")
+class PricePredictor:
+    """Next-hour price forecasts from the Feast online store and the champion models."""
+
+    lasso = bentoml.depends(LassoModel)
+    cnn = bentoml.depends(CNNModel)
+
+    def __init__(self) -> None:
+        settings = get_settings()
+        settings.export_env()
+        families = {
+            "lasso": ServedFamily(champion_specs(LassoModel.inner), partial(call, self.lasso)),
+            "cnn": ServedFamily(champion_specs(CNNModel.inner), partial(call, self.cnn)),
+        }
+        self.predictor = Predictor(
+            served_symbols(), families, FeatureSource(), settings.stale_after_seconds
+        )
+
+    @bentoml.api(route="/predict")
+    async def predict(
+        self, symbol: str = "BTC-USD", model: str | None = None, at: str | None = None
+    ) -> dict[str, Any]:
+        """Forecast SYMBOL's close one hour after the latest (or the ``at``) candle."""
+        try:
+            return await self.predictor.predict(symbol, model, at)
+        except CandlecastError as exc:
+            return error_response(exc)
+
+    @http.get("/predict")
+    async def predict_get(
+        self,
+        symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD"),
+        model: str | None = Query(None, description="lasso | cnn | naive"),
+        at: str | None = Query(None, description="'now' or ISO-8601 in the past"),
+    ) -> dict[str, Any]:
+        return await self.predictor.predict(symbol, model, at)
+
+    @http.get("/models")
+    async def models(self) -> dict[str, Any]:
+        return {"models": self.predictor.models()}
+
+    @http.get("/symbols")
+    async def symbols(self) -> dict[str, Any]:
+        return {"symbols": self.predictor.symbols}

@@ -1,0 +1,60 @@
+"""``bentoml build`` of bentofile.yaml: the Bento has a Dockerfile, pinned requirements,
+the source it needs, and references the champion models (packed on export/containerize)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ingestion.settings import PROJECT_ROOT
+from tests.fakes.serving import register_cnn, register_lasso
+
+pytestmark = pytest.mark.integration
+SYMBOL = "BUILD-USD"
+
+
+@pytest.fixture(scope="module")
+def bento() -> Path:
+    tags = {register_lasso(SYMBOL), register_cnn(SYMBOL)}
+    env = {**os.environ, "CANDLECAST_SERVE_SYMBOLS": SYMBOL}
+    cmd = [sys.executable, "-m", "bentoml", "build", "--output", "tag", str(PROJECT_ROOT)]
+    proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    tag = proc.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    name, version = tag.split(":")
+    path = Path(os.environ["BENTOML_HOME"]) / "bentos" / name / version
+    assert path.is_dir(), proc.stdout
+    path.joinpath("expected_models").write_text("\n".join(sorted(tags)))
+    return path
+
+
+def test_bento_has_dockerfile_and_pinned_requirements(bento):
+    assert (bento / "env" / "docker" / "Dockerfile").is_file()
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    for pin in ("tensorflow==2.21.0", "bentoml==1.4.39", "feast==0.67.0"):
+        assert pin in requirements
+    assert "tensorflow-cpu" not in requirements
+
+
+def test_bento_references_and_packs_the_champions(bento):
+    """BentoML 1.4 records models per service and copies them on export/containerize."""
+    manifest = yaml.safe_load((bento / "bento.yaml").read_text())
+    by_service = {s["name"]: {m["tag"] for m in s["models"]} for s in manifest["services"]}
+    assert by_service["PricePredictor"] == set()
+    referenced = by_service["LassoModel"] | by_service["CNNModel"]
+    assert referenced == set((bento / "expected_models").read_text().split())
+    assert all("-lasso-" in t for t in by_service["LassoModel"])
+    assert manifest["labels"]["project"] == "candlecast"
+
+
+def test_bento_source_is_the_explicit_include_list(bento):
+    src = bento / "src"
+    for needed in ("bentos/service.py", "feature_repo/feature_store.yaml", "ingestion/settings.py"):
+        assert (src / needed).is_file(), needed
+    assert not (src / "training").exists() and not (src / "tests").exists()
+    assert "secret" not in (bento / "bento.yaml").read_text().lower()

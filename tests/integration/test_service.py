@@ -1,0 +1,168 @@
+"""A real ``bentoml serve`` (three services) on 127.0.0.1, called with the client.
+
+Features come from the real BTC-USD 2024 H1 data (``btc_feature_home``); the
+models are tiny champions registered per the contract with the real v2 feature
+names. ETH-USD is served too but has no features, for the 503 case.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bentos.client import (
+    BadRequest,
+    BadTime,
+    CandlecastClient,
+    FeaturesUnavailable,
+    UnknownModel,
+    UnknownSymbol,
+    serve_in_background,
+)
+from tests.fakes.serving import register_cnn, register_lasso
+
+pytestmark = [pytest.mark.integration, pytest.mark.data]
+SYMBOLS = "BTC-USD,ETH-USD"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def registered(btc_feature_home):
+    from ingestion.feast_store import feature_names
+
+    names = feature_names("price_model_v2")
+    for symbol in SYMBOLS.split(","):
+        register_lasso(symbol, ratio=0.98, features=names)
+        register_cnn(symbol, ratio=1.03, features=names, output_scale=1e-7)
+    return names
+
+
+@pytest.fixture(scope="module")
+def client(registered):
+    env = {"CANDLECAST_SERVE_SYMBOLS": SYMBOLS}
+    with serve_in_background(free_port(), env=env) as client:
+        yield client
+
+
+def test_predict_default_model_with_all_fields(client):
+    p = client.predict("BTC-USD")
+    assert p.model == "lasso" and p.mae_ratio_vs_persistence is not None
+    assert p.as_of == datetime(2024, 7, 1, tzinfo=UTC)  # close of the last 2024 H1 candle
+    assert p.target_time == p.as_of + timedelta(hours=1)
+    assert p.current_price > 10_000 and math.isfinite(p.predicted_price)
+    assert p.predicted_change == pytest.approx(p.predicted_price - p.current_price)
+    assert len(p.past_24_hour_prices) == 24 and all(x > 10_000 for x in p.past_24_hour_prices)
+    assert p.stale and p.features_age_seconds > 7200
+    assert p.feature_service == "price_model_v2"
+
+
+def test_every_model_and_a_past_hour(client):
+    cnn = client.predict("BTC-USD", model="cnn")
+    naive = client.predict("BTC-USD", model="naive")
+    assert cnn.model == "cnn" and math.isfinite(cnn.predicted_price)
+    assert naive.predicted_price == naive.current_price and naive.mae_ratio_vs_persistence == 1.0
+    past = client.predict("BTC-USD", model="lasso", at="2024-03-05T10:42:00Z")
+    assert past.as_of == datetime(2024, 3, 5, 10, tzinfo=UTC)
+    assert past.current_price != naive.current_price
+    assert not past.stale
+
+
+def test_get_predict_with_query_parameters(client):
+    r = client.session.get(
+        f"{client.base_url}/predict", params={"symbol": "BTC-USD", "model": "naive"}
+    )
+    assert r.status_code == 200 and r.json()["model"] == "naive"
+
+
+def test_models_and_symbols(client):
+    assert client.symbols() == SYMBOLS.split(",")
+    models = client.models()
+    assert {(m["symbol"], m["model"]) for m in models} >= {("BTC-USD", "lasso"), ("BTC-USD", "cnn")}
+    assert all(m["mae_ratio_vs_persistence"] is not None for m in models)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"symbol": "DOGE-USD"}, UnknownSymbol),
+        ({"model": "lstm"}, UnknownModel),
+        ({"at": "2999-01-01T00:00:00Z"}, BadTime),
+        ({"at": "2019-01-01T00:00:00Z"}, BadTime),
+        ({"at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}, BadTime),
+        ({"at": "not a time"}, BadTime),
+        ({"symbol": "ETH-USD"}, FeaturesUnavailable),
+    ],
+)
+def test_errors_raise_typed_exceptions(client, kwargs, error):
+    with pytest.raises(error) as err:
+        client.predict(**kwargs)
+    assert err.value.message
+
+
+def test_error_statuses_and_messages(client):
+    r = client.session.get(f"{client.base_url}/predict", params={"symbol": "DOGE-USD"})
+    assert r.status_code == 404 and "BTC-USD" in r.json()["message"]
+    r = client.session.post(f"{client.base_url}/predict", json={"model": "xgb"})
+    assert r.status_code == 400 and r.json()["choices"] == ["lasso", "cnn", "naive"]
+    r = client.session.get(f"{client.base_url}/predict", params={"symbol": "ETH-USD"})
+    assert r.status_code == 503 and "python -m ingestion" in r.json()["message"]
+    with pytest.raises(BadRequest):
+        client._call(
+            "POST", "/predict", data=b"{oops", headers={"Content-Type": "application/json"}
+        )
+
+
+def test_infra_endpoints(client):
+    for path in ("/healthz", "/readyz", "/metrics", "/docs.json"):
+        assert client.session.get(client.base_url + path).status_code == 200, path
+
+
+def concurrent_load(client: CandlecastClient, clients: int, requests: int) -> list[str]:
+    """``clients`` threads, each with its own connection, ``requests`` calls each."""
+
+    def run(i: int) -> list[str]:
+        errors = []
+        with CandlecastClient(client.base_url) as own:
+            for n in range(requests):
+                model = ("lasso", "cnn")[(i + n) % 2]
+                try:
+                    own.predict("BTC-USD", model=model)
+                except Exception as exc:  # every failure is counted, none hidden
+                    errors.append(repr(exc))
+        return errors
+
+    with ThreadPoolExecutor(clients) as pool:
+        return [e for errs in pool.map(run, range(clients)) for e in errs]
+
+
+def test_concurrent_clients_without_errors(client):
+    """Past 100 dependency calls: BentoML 1.4.39 recycles the session under load (#5540)."""
+    assert concurrent_load(client, clients=8, requests=25) == []
+
+
+@pytest.mark.slow
+def test_load_16_clients_by_1000_requests_zero_errors(client):
+    errors = concurrent_load(client, clients=16, requests=1000)
+    assert errors == [], f"{len(errors)} errors, e.g. {errors[:3]}"
+
+
+def test_refuses_to_start_without_a_champion(btc_feature_home):
+    env = {"BENTOML_HOME": tempfile.mkdtemp(prefix="empty-bentoml-")}
+    with (
+        pytest.raises(RuntimeError) as err,
+        serve_in_background(free_port(), env=env, startup_timeout=120),
+    ):
+        pass
+    assert "python -m training train --symbol BTC-USD" in str(err.value)
+    assert os.environ["BENTOML_HOME"] != env["BENTOML_HOME"]

@@ -1,0 +1,123 @@
+"""Request logic with injected models and features (no BentoML, no Feast)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from bentos.errors import BadTime, FeaturesUnavailable, UnknownModel, UnknownSymbol
+from bentos.inference import ModelSpec
+from bentos.predictor import Predictor, ServedFamily
+from bentos.registry import default_model
+from tests.fakes.serving import LAST_CLOSE, FakeFeatures, metadata
+
+NOW = LAST_CLOSE + timedelta(minutes=30)
+
+
+def specs(family: str, ratio: float) -> dict[str, ModelSpec]:
+    return {"BTC-USD": ModelSpec.from_metadata(f"{family}:v1", metadata(family, "BTC-USD", ratio))}
+
+
+def make(lasso=0.98, cnn=1.05, features=None, output=0.01) -> Predictor:
+    async def run(rows: np.ndarray) -> np.ndarray:
+        return np.full(rows.shape[0], output)
+
+    families = {"lasso": ServedFamily(specs("lasso", lasso), run)}
+    families["cnn"] = ServedFamily(specs("cnn", cnn), run)
+    return Predictor(["BTC-USD"], families, features or FakeFeatures(), 7200, clock=lambda: NOW)
+
+
+def predict(p: Predictor, *args, **kwargs):
+    return asyncio.run(p.predict(*args, **kwargs))
+
+
+def test_lasso_forecast_turns_log_return_into_price():
+    result = predict(make(output=0.01), "btc-usd", "lasso")
+    assert result["model"] == "lasso"
+    assert result["current_price"] == 60000.0
+    assert result["predicted_price"] == pytest.approx(60000.0 * np.exp(0.01))
+    assert result["predicted_change_pct"] == pytest.approx(100 * (np.exp(0.01) - 1))
+    assert result["mae_ratio_vs_persistence"] == 0.98
+    assert result["feature_service"] == "price_model_v2"
+
+
+def test_result_times_prices_and_staleness():
+    result = predict(make(), "BTC-USD", "naive")
+    assert result["as_of"] == LAST_CLOSE.isoformat()
+    assert result["target_time"] == (LAST_CLOSE + timedelta(hours=1)).isoformat()
+    assert result["predicted_price"] == result["current_price"]
+    assert result["mae_ratio_vs_persistence"] == 1.0
+    assert result["features_age_seconds"] == 1800.0
+    assert result["stale"] is False
+    past = result["past_24_hour_prices"]
+    assert len(past) == 24 and past[-1] == 59990.0 and past[0] == 60000.0 - 240
+
+
+def test_old_features_are_flagged_stale():
+    p = make(features=FakeFeatures(last_close=NOW - timedelta(hours=3)))
+    result = predict(p, "BTC-USD", "naive")
+    assert result["stale"] is True
+    assert result["features_age_seconds"] == 3 * 3600
+
+
+def test_default_model_is_best_champion_below_one_else_naive():
+    assert predict(make(lasso=0.98, cnn=0.97), "BTC-USD")["model"] == "cnn"
+    assert predict(make(lasso=0.98, cnn=1.2), "BTC-USD")["model"] == "lasso"
+    assert predict(make(lasso=1.01, cnn=1.2), "BTC-USD")["model"] == "naive"
+    assert default_model([]) == "naive"
+
+
+def test_unknown_symbol_names_known_ones():
+    with pytest.raises(UnknownSymbol, match="BTC-USD") as err:
+        predict(make(), "DOGE-USD")
+    assert err.value.status == 404
+    assert err.value.to_body()["known_symbols"] == ["BTC-USD"]
+
+
+def test_unknown_model_lists_choices():
+    with pytest.raises(UnknownModel) as err:
+        predict(make(), "BTC-USD", "lstm")
+    assert err.value.extra["choices"] == ["lasso", "cnn", "naive"]
+
+
+@pytest.mark.parametrize("at", ["tomorrow", "2024-13-45", "9999-01-01T00:00Z"])
+def test_unreadable_or_future_time_is_rejected(at):
+    with pytest.raises(BadTime):
+        predict(make(), "BTC-USD", "lasso", at)
+
+
+def test_time_after_last_stored_candle_is_rejected():
+    p = make(features=FakeFeatures(last_close=NOW - timedelta(hours=5)))
+    with pytest.raises(BadTime, match="after the last stored candle"):
+        predict(p, "BTC-USD", "lasso", (NOW - timedelta(hours=2)).isoformat())
+
+
+def test_time_before_stored_data_is_rejected():
+    with pytest.raises(BadTime, match="No stored features"):
+        predict(make(), "BTC-USD", "lasso", "2020-01-01T00:00:00Z")
+
+
+def test_past_time_uses_offline_store_for_that_hour():
+    features = FakeFeatures()
+    result = predict(make(features=features), "BTC-USD", "lasso", "2024-03-05T10:42:00+00:00")
+    assert result["as_of"] == datetime(2024, 3, 5, 10, tzinfo=UTC).isoformat()
+    assert ("historical", "BTC-USD", "price_model_v2") in features.calls
+    assert result["stale"] is False
+
+
+def test_missing_online_features_is_unavailable():
+    with pytest.raises(FeaturesUnavailable) as err:
+        predict(make(features=FakeFeatures(symbols=())), "BTC-USD", "naive")
+    assert err.value.status == 503
+
+
+def test_models_lists_every_servable_model_with_its_ratio():
+    rows = make(lasso=0.98, cnn=1.05).models()
+    by_name = {r["model"]: r for r in rows}
+    assert set(by_name) == {"lasso", "cnn", "naive"}
+    assert by_name["lasso"]["default"] and not by_name["cnn"]["default"]
+    assert by_name["cnn"]["beats_persistence"] is False
+    assert by_name["naive"]["mae_ratio_vs_persistence"] == 1.0
