@@ -56,22 +56,25 @@ def _schema(features: dict[str, str]) -> list[Field]:
     return fields + [Field(name=n, dtype=Float64, description=d) for n, d in features.items()]
 
 
-price_features_v1 = FeatureView(
-    name="price_features_v1",
-    entities=[symbol],
-    ttl=TTL,
-    schema=_schema(V1_FEATURES),
-    source=price_features_push,
-    online=True,
-    description="The reference system's 68 hourly features (same names and meanings).",
-)
+def _view(name: str, features: dict[str, str], description: str) -> FeatureView:
+    return FeatureView(
+        name=name,
+        entities=[symbol],
+        ttl=TTL,
+        schema=_schema(features),
+        source=price_features_push,
+        online=True,
+        description=description,
+    )
 
-price_features_v2 = FeatureView(
-    name="price_features_v2",
-    entities=[symbol],
-    ttl=TTL,
-    schema=_schema(V2_FEATURES),
-    source=price_features_push,
-    online=True,
-    description="Stationary hourly features (log returns, volatility, RSI, cyclic time).",
+
+price_features_v1 = _view(
+    "price_features_v1",
+    V1_FEATURES,
+    "The reference system's 68 hourly features (same names and meanings).",
+)
+price_features_v2 = _view(
+    "price_features_v2",
+    V2_FEATURES,
+    "Stationary hourly features (log returns, volatility, RSI, cyclic time).",
 )

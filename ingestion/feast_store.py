@@ -146,21 +146,36 @@ class OnlineFeatures:
         return (now_ts - self.event_timestamp).total_seconds()
 
 
+class OnlineReader:
+    """Reads one FeatureService online; resolves the service once (a registry lookup
+    costs ~10 ms, the read itself ~2 ms). Build a new reader after ``apply``."""
+
+    def __init__(self, service_name: str, store: FeatureStore | None = None) -> None:
+        self.store = store or get_store()
+        self.service = feature_service(service_name, self.store)
+        self.names = feature_names(service_name, self.store)
+
+    def read(self, symbol: str) -> OnlineFeatures:
+        """Latest values for ``symbol`` and the event timestamp they carry (None if no row)."""
+        response = self.store.get_online_features(
+            features=self.service, entity_rows=[{"symbol": symbol}]
+        )
+        raw = response.to_dict(include_event_timestamps=True)
+        values = {name: raw[name][0] for name in self.names}
+        if all(v is None for v in values.values()):
+            return OnlineFeatures(symbol, values, None)
+        stamps = [raw[f"{name}__ts"][0] for name in self.names if raw.get(f"{name}__ts", [None])[0]]
+        return OnlineFeatures(symbol, values, min((_stamp(s) for s in stamps), default=None))
+
+
 def online_features(
     symbol: str, service_name: str, store: FeatureStore | None = None
 ) -> OnlineFeatures:
-    """Online values of ``service_name`` for ``symbol``, with their event timestamp."""
-    store = store or get_store()
-    service = feature_service(service_name, store)
-    response = store.get_online_features(features=service, entity_rows=[{"symbol": symbol}])
-    raw = response.to_dict(include_event_timestamps=True)
-    names = feature_names(service_name, store)
-    values = {name: raw[name][0] for name in names}
-    stamps = [raw[f"{name}__ts"][0] for name in names if raw.get(f"{name}__ts", [None])[0]]
-    oldest = min((_stamp(s) for s in stamps), default=None)
-    if all(v is None for v in values.values()):
-        oldest = None
-    return OnlineFeatures(symbol, values, oldest)
+    """Online values of ``service_name`` for ``symbol``, with their event timestamp.
+
+    One-off convenience; per-request callers should keep an :class:`OnlineReader`.
+    """
+    return OnlineReader(service_name, store).read(symbol)
 
 
 def _stamp(value: int | datetime) -> pd.Timestamp:
