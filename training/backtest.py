@@ -9,19 +9,11 @@ from pathlib import Path
 import pandas as pd
 
 from training.dataset import LabelledFrame
-from training.evaluate import compare_to_persistence
+from training.evaluate import METRIC_KEYS, compare_to_persistence
 from training.models import FitConfig
 from training.walkforward import Fold, WalkForwardResult, walk_forward, weekly_folds
 
-PUBLIC_KEYS = (
-    "mae",
-    "rmse",
-    "mape",
-    "directional_accuracy",
-    "directional_accuracy_ci95",
-    "mae_ratio_vs_persistence",
-    "n",
-)
+PUBLIC_KEYS = (*METRIC_KEYS, "directional_accuracy_ci95")
 
 
 def period_of(folds: list[Fold]) -> dict:

@@ -7,6 +7,8 @@ never a traceback.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,13 +47,23 @@ def errors() -> Iterator[None]:
     try:
         yield
     except (DatasetError, InvalidSymbolError, ValueError, FileNotFoundError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(code=2) from None
-    except Exception as exc:  # BentoML's NotFound/Exists have no common importable base
-        if type(exc).__name__ in {"NotFound", "BentoMLException", "ImportServiceError"}:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(code=2) from None
+        _fail(exc, 2)
+    except Exception as exc:
+        bento_errors = sys.modules.get("bentoml.exceptions")  # loaded only if BentoML ran
+        if bento_errors and isinstance(exc, bento_errors.BentoMLException):
+            _fail(exc, 2)  # unknown tag, model already imported, bad file
         raise
+
+
+def _fail(exc: Exception, code: int) -> None:
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    raise typer.Exit(code=code) from None
+
+
+@app.callback()
+def _quiet() -> None:
+    """Hide third-party deprecation chatter (Feast's ibis backend) from the CLI output."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def parse_models(text: str) -> list[str]:
@@ -156,7 +168,8 @@ def backtest(
         if plots:
             stem = f"{data.symbol}_{feature_service}_{target}".lower()
             folder = reports_dir or get_settings().reports_dir
-            for path in charts.report_paths(folder.expanduser().resolve(), stem, results):
+            title = f"{data.symbol} {feature_service} target={target}"
+            for path in charts.report_paths(folder.expanduser().resolve(), stem, results, title):
                 out.print(f"plot: {path}")
 
 

@@ -14,6 +14,8 @@ import numpy as np
 #: A model whose MAE is more than this fraction below persistence is suspect.
 LEAKAGE_MARGIN = 0.05
 _Z95 = 1.959963984540054
+#: The metric keys every report and registry entry carries (contract with the service).
+METRIC_KEYS = ("mae", "rmse", "mape", "directional_accuracy", "mae_ratio_vs_persistence", "n")
 
 
 def wilson_band(successes: int, n: int, z: float = _Z95) -> tuple[float, float]:

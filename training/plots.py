@@ -21,12 +21,14 @@ def _pyplot():
     return plt
 
 
-def report_paths(folder: Path, stem: str, results: dict[str, WalkForwardResult]) -> list[Path]:
+def report_paths(
+    folder: Path, stem: str, results: dict[str, WalkForwardResult], title: str = ""
+) -> list[Path]:
     """Write every plot for one backtest; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = [
-        predictions_plot(results, folder / f"{stem}_predictions.png"),
-        errors_plot(results, folder / f"{stem}_errors.png"),
+        predictions_plot(results, folder / f"{stem}_predictions.png", title),
+        errors_plot(results, folder / f"{stem}_errors.png", title),
     ]
     for family, result in results.items():
         if result.histories:
@@ -34,30 +36,33 @@ def report_paths(folder: Path, stem: str, results: dict[str, WalkForwardResult])
     return written
 
 
-def predictions_plot(results: dict[str, WalkForwardResult], path: Path) -> Path:
+def predictions_plot(results: dict[str, WalkForwardResult], path: Path, title: str = "") -> Path:
     """Actual next-hour close vs each model's out-of-sample forecast over the test period."""
     plt = _pyplot()
     first = next(iter(results.values())).predictions
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 8), sharex=True, height_ratios=[3, 1])
     times = first["event_timestamp"]
     top.plot(times, first["next_close"], color="black", lw=1.4, label="actual next-hour close")
-    bottom.axhline(0, color="black", lw=0.8)
+    naive_err = (first["price_now"] - first["next_close"]).abs()
     for family, result in results.items():
         preds = result.predictions
-        top.plot(preds["event_timestamp"], preds["predicted"], lw=0.8, label=family)
-        window = preds["predicted"] - preds["next_close"]
-        bottom.plot(preds["event_timestamp"], window.abs().rolling(24).mean(), lw=0.9)
-    naive = (first["price_now"] - first["next_close"]).abs().rolling(24).mean()
-    bottom.plot(times, naive, color="grey", ls="--", lw=0.9, label="persistence")
-    top.set_title(f"Walk-forward forecasts vs actual ({next(iter(results.values())).target})")
+        err = (preds["predicted"] - preds["next_close"]).abs()
+        label = f"{family} (MAE {err.mean():.0f}, ratio {err.mean() / naive_err.mean():.3f})"
+        top.plot(preds["event_timestamp"], preds["predicted"], lw=0.8, label=label)
+        bottom.plot(preds["event_timestamp"], err.rolling(24).mean(), lw=0.9, label=family)
+    bottom.plot(
+        times, naive_err.rolling(24).mean(), color="black", ls="--", lw=1.0, zorder=5,
+        label=f"persistence (MAE {naive_err.mean():.0f})",
+    )  # fmt: skip
+    top.set_title(f"{title} walk-forward forecasts vs actual (weekly refits)".strip())
     top.set_ylabel("USD")
     top.legend(loc="best", fontsize=8)
     bottom.set_ylabel("24h rolling |error|")
-    bottom.legend(loc="upper left", fontsize=8)
+    bottom.legend(loc="upper left", fontsize=7, ncol=len(results) + 1)
     return _save(fig, path)
 
 
-def errors_plot(results: dict[str, WalkForwardResult], path: Path) -> Path:
+def errors_plot(results: dict[str, WalkForwardResult], path: Path, title: str = "") -> Path:
     """Distribution of forecast errors per model, with persistence for reference."""
     plt = _pyplot()
     first = next(iter(results.values())).predictions
@@ -80,7 +85,9 @@ def errors_plot(results: dict[str, WalkForwardResult], path: Path) -> Path:
         )
     ax.set_xlabel("forecast - actual (USD)")
     ax.set_ylabel("hours")
-    ax.set_title(f"Error distribution, persistence MAE {np.mean(np.abs(naive)):.0f}")
+    ax.set_title(
+        f"{title} error distribution (persistence MAE {np.mean(np.abs(naive)):.0f})".strip()
+    )
     ax.legend(fontsize=8)
     return _save(fig, path)
 

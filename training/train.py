@@ -17,6 +17,7 @@ import pandas as pd
 from training import registry
 from training.backtest import score
 from training.dataset import HOUR, LabelledFrame, fingerprint
+from training.evaluate import METRIC_KEYS
 from training.models import KERAS_FAMILIES, FitConfig, Fitted
 from training.walkforward import Fold, WalkForwardResult, fit_on, utc, walk_forward, weekly_folds
 
@@ -124,14 +125,4 @@ def build_metadata(
 
 
 def _public(metrics: dict) -> dict:
-    keys = (
-        "mae",
-        "rmse",
-        "mape",
-        "directional_accuracy",
-        "mae_ratio_vs_persistence",
-        "n",
-        "period_start",
-        "period_end",
-    )
-    return {k: metrics[k] for k in keys}
+    return {k: metrics[k] for k in (*METRIC_KEYS, "period_start", "period_end")}
