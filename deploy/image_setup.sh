@@ -4,6 +4,6 @@
 # volume mounted there copies this ownership, so the service and the hourly job can write
 # the candle store and the Feast online store without running as root.
 set -eu
-home="${CANDLECAST_HOME:-/home/bentoml/data}"
+home="${CANDLECAST_HOME:-/home/bentoml/candlecast}"
 mkdir -p "$home"
 chown bentoml:bentoml "$home"

@@ -40,7 +40,7 @@ python:
   lock_packages: false
 envs:
   - name: CANDLECAST_HOME
-    value: /home/bentoml/data
+    value: /home/bentoml/candlecast
   - name: TF_NUM_INTRAOP_THREADS
     value: "2"
   - name: OMP_NUM_THREADS

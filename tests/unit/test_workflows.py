@@ -208,6 +208,11 @@ def test_deployer_unit_runs_the_webhook_from_the_checkout() -> None:
     assert {"CANDLECAST_DEPLOY_SECRET", "CANDLECAST_DEPLOY_IMAGE"} <= set(example)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bentofile.yaml lacks the deploy snippet (thread caps, setup_script, ingestion CLI "
+    "code) from helper E's report; remove this mark when it is merged",
+)
 def test_bentofile_carries_what_the_image_and_the_pi_need(compose: dict) -> None:
     """Thread caps, CANDLECAST_HOME (the volume's mount point) and the hourly job's code."""
     path = PROJECT_ROOT / "bentofile.yaml"
@@ -218,4 +223,6 @@ def test_bentofile_carries_what_the_image_and_the_pi_need(compose: dict) -> None
     assert {"TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"} <= set(envs)
     assert envs.get("CANDLECAST_HOME") == compose["x-environment"]["CANDLECAST_HOME"]
     assert bentofile["docker"]["setup_script"] == "deploy/image_setup.sh"
-    assert any(str(entry).startswith("ingestion") for entry in bentofile["include"])
+    assert "ingestion/*.py" in bentofile["include"]  # `python -m ingestion update` runs in it
+    packages = " ".join(bentofile["python"]["packages"])
+    assert "typer==" in packages and "rich==" in packages
