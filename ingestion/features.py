@@ -259,10 +259,13 @@ def feature_sql(source: str) -> str:
     """The feature query over ``source`` (a relation with the candle-store columns).
 
     ``$since`` (TIMESTAMPTZ or NULL) keeps rows with ``event_timestamp > $since``.
-    Candles are placed on a dense hourly grid per symbol (open times must be whole
-    hours, as exchange candles are), so ``lag(x, i)`` is "i hours earlier". The
-    stages name intermediate values (means, hourly returns) once instead of
-    repeating their expressions inside every standard deviation.
+    Each symbol's candles form a dense hourly series (open times must be whole
+    hours, as exchange candles are): a symbol whose count differs from its span
+    gets NULL rows for its missing hours, so ``lag(x, i)`` is "i hours earlier".
+    Symbols without gaps skip that grid join. One struct ``lag`` per offset
+    carries close, volume and ln(close). The stages name intermediate values
+    (means, hourly returns, price changes) once instead of repeating them inside
+    every standard deviation.
     """
     final = _feature_expressions()
     select = _columns([f"{final[name]} AS {name}" for name in FEATURE_COLUMNS])
@@ -315,9 +318,13 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _as_utc(value: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def _run(con: duckdb.DuckDBPyConnection, source: str, since: datetime | None) -> pa.Table:
-    since_value = None if since is None else pd.Timestamp(since).tz_convert("UTC")
-    since_sql = "NULL" if since_value is None else f"TIMESTAMPTZ '{since_value.isoformat()}'"
+    since_sql = "NULL" if since is None else f"TIMESTAMPTZ '{_as_utc(since).isoformat()}'"
     table = con.sql(feature_sql(source).replace("$since", since_sql)).to_arrow_table()
     return table.cast(FEATURE_SCHEMA)
 
