@@ -47,7 +47,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 image: $(STAMP) ## Build the Bento and a multi-arch image (PUSH=1 to push; IMAGE=registry/name)
-	$(BIN)/python -m deploy.image $(if $(PUSH),--push,)
+	$(BIN)/python -m deploy.image $(if $(PUSH),--push,) $(if $(IMAGE),--image $(IMAGE),)
 
 clean: ## Remove generated state under CANDLECAST_HOME
 	rm -rf $(CANDLECAST_HOME)
