@@ -11,8 +11,8 @@ import bentoml
 import numpy as np
 
 from bentos.inference import ModelSpec
-from bentos.registry import attach_champions, model_attr
-from bentos.runners import BATCHING, RUNNER_OPTIONS, Predict, run_grouped
+from bentos.registry import attach_champions
+from bentos.runners import BATCHING, RUNNER_OPTIONS, Predict, load_champions, run_grouped
 
 
 def compiled_predict(path: str, spec: ModelSpec) -> Predict:
@@ -41,11 +41,9 @@ class CNNModel:
     """Loads each served symbol's CNN champion once and compiles its forward pass."""
 
     def __init__(self) -> None:
-        self.models = []
-        for symbol, champion in self.champions.items():
-            stored = getattr(self, model_attr(symbol))
-            predict = compiled_predict(stored.path_of("model.keras"), champion.spec)
-            self.models.append((champion.spec, predict))
+        self.models = load_champions(
+            self, lambda m, spec: compiled_predict(m.path_of("model.keras"), spec)
+        )
 
     @bentoml.api(**BATCHING)
     def predict(self, inputs: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ import bentoml
 import joblib
 import numpy as np
 
-from bentos.registry import attach_champions, model_attr
-from bentos.runners import BATCHING, RUNNER_OPTIONS, run_grouped
+from bentos.registry import attach_champions
+from bentos.runners import BATCHING, RUNNER_OPTIONS, load_champions, run_grouped
 
 
 @bentoml.service(name="LassoModel", **RUNNER_OPTIONS)
@@ -16,11 +16,9 @@ class LassoModel:
     """Loads each served symbol's Lasso champion once (a scikit-learn Pipeline)."""
 
     def __init__(self) -> None:
-        self.models = []
-        for symbol, champion in self.champions.items():
-            stored = getattr(self, model_attr(symbol))
-            pipeline = joblib.load(stored.path_of("model.joblib"))
-            self.models.append((champion.spec, pipeline.predict))
+        self.models = load_champions(
+            self, lambda m, _: joblib.load(m.path_of("model.joblib")).predict
+        )
 
     @bentoml.api(**BATCHING)
     def predict(self, inputs: np.ndarray) -> np.ndarray:

@@ -122,7 +122,7 @@ class Predictor:
         when = self.check_time(at, now)
         prices, values = await anyio.to_thread.run_sync(self.lookup, symbol, spec, when)
         close = float(prices.values["close"])
-        predicted = await self.forecast(spec, values, close, live=when is None)
+        predicted = await self.forecast(spec, values, close)
         return self.result(spec, prices, close, predicted, reference=when or now, now=now)
 
     def lookup(self, symbol: str, spec: ModelSpec, when: datetime | None):
@@ -155,7 +155,7 @@ class Predictor:
             )
         return row
 
-    async def forecast(self, spec: ModelSpec, values: FeatureRow, close: float, live: bool):
+    async def forecast(self, spec: ModelSpec, values: FeatureRow, close: float) -> float:
         if spec.family == NAIVE:
             return close
         x = feature_row(spec, values.values)
@@ -166,7 +166,10 @@ class Predictor:
                 f"for model {spec.family}: missing {missing[:5]}",
             )
         family = self.families[spec.family]
-        raw = await family.run(family.encode(spec.symbol, model_input(spec, x[None, :])))
+        try:
+            raw = await family.run(family.encode(spec.symbol, model_input(spec, x[None, :])))
+        except Exception as exc:  # a model service failing is the server's fault, said plainly
+            raise ServiceUnavailable(f"model service {spec.family} failed: {exc}") from exc
         price = float(to_price(spec, np.asarray(raw)[:1], np.array([close]))[0])
         if not math.isfinite(price):
             raise ServiceUnavailable(f"model {spec.family} returned a non-finite forecast")

@@ -8,11 +8,12 @@ Rows arrive already standardised (``bentos.inference.model_input``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from bentos.inference import ModelSpec
+from bentos.registry import model_attr
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -55,5 +56,12 @@ def run_grouped(inputs: np.ndarray, models: Sequence[tuple[ModelSpec, Predict]])
     return out
 
 
-def width(specs: Mapping[str, ModelSpec]) -> int:
-    return max(len(s.features) for s in specs.values())
+def load_champions(service: object, load: Callable[[object, ModelSpec], Predict]) -> list:
+    """``[(spec, predict)]`` in served-symbol order for a class built by ``attach_champions``.
+
+    ``load(stored_model, spec)`` turns the stored model (``.path_of(file)``) into a predict.
+    """
+    return [
+        (champion.spec, load(getattr(service, model_attr(symbol)), champion.spec))
+        for symbol, champion in service.champions.items()
+    ]

@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from bentos.errors import BadTime, FeaturesUnavailable, UnknownModel, UnknownSymbol
+from bentos.errors import (
+    BadRequest,
+    BadTime,
+    FeaturesUnavailable,
+    ServiceUnavailable,
+    UnknownModel,
+    UnknownSymbol,
+    from_response,
+)
 from bentos.inference import ModelSpec
 from bentos.predictor import Predictor, ServedFamily
 from bentos.registry import default_model
@@ -121,3 +129,32 @@ def test_models_lists_every_servable_model_with_its_ratio():
     assert by_name["lasso"]["default"] and not by_name["cnn"]["default"]
     assert by_name["cnn"]["beats_persistence"] is False
     assert by_name["naive"]["mae_ratio_vs_persistence"] == 1.0
+
+
+def test_failing_model_service_is_a_clear_503():
+    async def broken(rows):
+        raise RuntimeError("process is overloaded")
+
+    p = make()
+    p.families["lasso"] = ServedFamily(p.families["lasso"].specs, broken)
+    with pytest.raises(ServiceUnavailable, match="model service lasso failed") as err:
+        predict(p, "BTC-USD", "lasso")
+    assert err.value.status == 503
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (404, {"error": "unknown_symbol", "message": "m", "known_symbols": ["X"]}, UnknownSymbol),
+        (400, {"error": "unknown_model", "message": "m", "choices": ["naive"]}, UnknownModel),
+        (422, {"error": "bad_time", "message": "m"}, BadTime),
+        (503, {"error": "features_unavailable", "message": "m"}, FeaturesUnavailable),
+        (400, {"error": "3 validation errors"}, BadRequest),
+        (502, "<html>bad gateway</html>", ServiceUnavailable),
+    ],
+)
+def test_client_rebuilds_the_servers_error(status, body, expected):
+    error = from_response(status, body)
+    assert type(error) is expected
+    if isinstance(body, dict) and "known_symbols" in body:
+        assert error.extra["known_symbols"] == ["X"]
