@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 
 SYMBOL_HELP = "Coinbase product id, e.g. BTC-USD. Repeatable; default: every stored symbol."
@@ -22,13 +23,23 @@ def features(
     a symbol whose older candle history changed is recomputed in full.
     """
     from ingestion import feast_store
-    from ingestion.cli import _symbols, fail, out
+    from ingestion.cli import _symbols, err, fail, out
     from ingestion.feature_jobs import compute_job, materialize_all
+    from ingestion.settings import get_settings
+    from ingestion.store import CandleStore
 
-    try:
-        results = compute_job(_symbols(symbol or []) or None, full=full)
-    except LookupError as exc:
-        raise fail(str(exc), 2) from None
+    names = _symbols(symbol or []) or CandleStore(get_settings().candles_dir).symbols()
+    if not names:
+        raise fail("no candles stored; run backfill, load-csv or sample first", 2)
+    results = []
+    with Progress(*Progress.get_default_columns(), console=err, transient=True) as bars:
+        task = bars.add_task("features", total=len(names))
+        for name in names:
+            try:
+                results += compute_job([name], full=full)
+            except LookupError as exc:
+                raise fail(str(exc), 2) from None
+            bars.advance(task)
     table = Table(title="features")
     for column in ["symbol", "new rows", "mode"]:
         table.add_column(column)
