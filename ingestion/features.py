@@ -2,8 +2,8 @@
 
 Every feature value the system ever uses (offline parquet for training, rows
 pushed to the online store for serving) comes from :func:`compute_features`,
-whether the candles come from the candle store's parquet files or from an
-in-memory frame of freshly fetched candles. There is no second formula.
+the same SQL whether the candles were read from the candle store (a full or
+incremental run) or just fetched by the hourly update. There is no second formula.
 
 Conventions (documented in ``feature_repo/features.py`` too):
 
