@@ -1,10 +1,11 @@
 """``PricePredictor``: the HTTP front door, composing the model services.
 
 ``bentoml serve`` (or the Bento) starts this service and, as separate
-processes, the ``LassoModel`` and ``CNNModel`` services it depends on. POST
-``/predict`` is a BentoML API (typed JSON body); GET ``/predict``, ``/models``
-and ``/symbols`` live on a FastAPI app mounted on the same server. Every error
-is a JSON body from ``bentos.errors`` with its own status code.
+processes, the ``LassoModel`` and ``CNNModel`` services it depends on. The
+routes (GET and POST ``/predict``, ``/models``, ``/symbols``) are a FastAPI app
+mounted on the BentoML server: BentoML merges its OpenAPI into ``/docs.json``
+by path, so a BentoML API at ``/predict`` would be hidden by the GET route.
+Every error is a JSON body from ``bentos.errors`` with its own status code.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import bentoml
 from fastapi import FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -35,19 +37,15 @@ class PredictRequest(BaseModel):
     at: str | None = Field(None, description="'now' (default) or an ISO-8601 time in the past")
 
 
-def error_response(exc: CandlecastError) -> JSONResponse:
-    return JSONResponse(exc.to_body(), status_code=exc.status)
-
-
 @http.exception_handler(CandlecastError)
 async def _candlecast_error(_: Request, exc: CandlecastError) -> JSONResponse:
-    return error_response(exc)
+    return JSONResponse(exc.to_body(), status_code=exc.status)
 
 
 @http.exception_handler(RequestValidationError)
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    body = {"error": "bad_request", "message": "Invalid query parameters", "detail": exc.errors()}
-    return JSONResponse(jsonable(body), status_code=400)
+    body = {"error": "bad_request", "message": "Invalid request", "detail": exc.errors()}
+    return JSONResponse(jsonable_encoder(body), status_code=400)
 
 
 async def call(dependency: Any, rows: Any) -> Any:
@@ -56,12 +54,6 @@ async def call(dependency: Any, rows: Any) -> Any:
     Looked up per call: a remote proxy only gets its endpoints once started.
     """
     return await dependency.to_async.predict(rows)
-
-
-def jsonable(value: Any) -> Any:
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(value)
 
 
 @bentoml.service(name="PricePredictor", workers=1, traffic={"timeout": 30})
@@ -83,15 +75,10 @@ class PricePredictor:
             served_symbols(), families, FeatureSource(), settings.stale_after_seconds
         )
 
-    @bentoml.api(route="/predict")
-    async def predict(
-        self, symbol: str = "BTC-USD", model: str | None = None, at: str | None = None
-    ) -> dict[str, Any]:
+    @http.post("/predict")
+    async def predict(self, request: PredictRequest) -> dict[str, Any]:
         """Forecast SYMBOL's close one hour after the latest (or the ``at``) candle."""
-        try:
-            return await self.predictor.predict(symbol, model, at)
-        except CandlecastError as exc:
-            return error_response(exc)
+        return await self.predictor.predict(request.symbol, request.model, request.at)
 
     @http.get("/predict")
     async def predict_get(

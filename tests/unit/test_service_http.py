@@ -102,13 +102,18 @@ def test_infra_endpoints(client):
     assert client.get("/metrics").status_code == 200
     paths = client.get("/docs.json").json()["paths"]
     assert {"/predict", "/models", "/symbols"} <= set(paths)
+    assert {"get", "post"} <= set(paths["/predict"])
 
 
 def test_fuzzed_requests_never_get_a_5xx(client):
     """Schemathesis draws requests from /docs.json; the app is already started by the fixture."""
     schema = schemathesis.openapi.from_asgi("/docs.json", client.app)
     operations = [op.ok() for op in schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/predict", "/models", "/symbols"}
+    assert {(op.method, op.path) for op in operations} >= {
+        ("get", "/predict"),
+        ("post", "/predict"),
+        ("get", "/models"),
+    }
     failures = []
 
     @hypothesis.settings(
