@@ -99,8 +99,10 @@ def loss_plot(result: WalkForwardResult, path: Path) -> Path:
     cmap = plt.get_cmap("viridis", max(2, len(result.histories)))
     for i, hist in enumerate(result.histories):
         ax.plot(hist.get("loss", []), color=cmap(i), lw=0.9, alpha=0.6)
-        ax.plot(hist.get("val_loss", []), color=cmap(i), lw=1.2, ls="--")
+        ax.plot(hist.get("val_loss", []), color=cmap(i), lw=1.2, ls="--", label=f"fold {i + 1}")
     ax.set_yscale("log")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7, ncol=2)
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (standardized target)")
     ax.set_title(f"{result.family} loss per fold: solid = train, dashed = validation")
