@@ -224,7 +224,12 @@ def _keras():
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(_threads())
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(_threads())
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        # TF was already initialised in this process (e.g. by the serving code);
+        # its thread pools are fixed now and the caps come from TF_NUM_*_THREADS.
+        pass
     tf.config.experimental.enable_op_determinism()
     return tf.keras

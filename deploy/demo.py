@@ -1,0 +1,94 @@
+"""``make demo``: the whole pipeline on one machine, ending in a printed prediction.
+
+It runs the same documented commands a user would (so the README cannot drift
+from what works): candles → features + Feast online store → training and
+registry → ``bentoml serve`` → one call through the Python client.
+The default source is the bundled deterministic synthetic market, so the demo
+needs no network; ``--source coinbase`` backfills live Coinbase candles instead.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import typer
+from rich.console import Console
+
+console = Console()
+app = typer.Typer(add_completion=False, help=__doc__)
+
+DEMO_HOURS = 2400
+DEMO_MODELS = "lasso,cnn"
+
+
+def candle_command(source: str, symbol: str) -> list[str]:
+    """The ingestion command that fills the candle store for ``source``."""
+    if source == "sample":
+        return ["-m", "ingestion", "sample", "--symbol", symbol, "--hours", str(DEMO_HOURS)]
+    if source == "coinbase":
+        start = (datetime.now(UTC) - timedelta(hours=DEMO_HOURS)).strftime("%Y-%m-%dT%H:00")
+        return ["-m", "ingestion", "backfill", "--symbol", symbol, "--start", start]
+    raise typer.BadParameter(f"unknown source {source!r}: choose sample or coinbase")
+
+
+def pipeline(source: str, symbol: str) -> list[tuple[str, list[str]]]:
+    """The demo's steps, each a titled ``python`` argument list."""
+    return [
+        (f"candles ({source})", candle_command(source, symbol)),
+        ("candle store status", ["-m", "ingestion", "status"]),
+        (
+            "features → offline parquet → Feast online store",
+            ["-m", "ingestion", "features", "--symbol", symbol, "--materialize"],
+        ),
+        (
+            "train, evaluate walk-forward, register",
+            ["-m", "training", "train", "--symbol", symbol, "--models", DEMO_MODELS],
+        ),
+    ]
+
+
+def run_step(title: str, args: list[str]) -> None:
+    console.rule(f"[bold]{title}")
+    console.print(f"$ python {' '.join(args)}", style="dim")
+    started = time.perf_counter()
+    code = subprocess.call([sys.executable, *args])
+    if code != 0:
+        console.print(f"[bold red]demo stopped: step '{title}' exited with {code}")
+        raise typer.Exit(code)
+    console.print(f"[green]done in {time.perf_counter() - started:.1f} s")
+
+
+def free_port() -> int:
+    """An unused loopback port, so the demo never collides with a running server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_and_predict(symbol: str) -> None:
+    """Start the BentoML service, ask it for one forecast with the client, stop it."""
+    from bentos.client import serve_in_background
+
+    console.rule("[bold]serve and predict")
+    with serve_in_background(port=free_port()) as client:
+        prediction = client.predict(symbol)
+    console.print(prediction)
+
+
+@app.command()
+def main(
+    source: str = typer.Option("sample", help="sample (offline, synthetic) or coinbase (live)."),
+    symbol: str = typer.Option("BTC-USD", help="Coinbase product id."),
+) -> None:
+    """Run every stage of candlecast and print one prediction."""
+    for title, args in pipeline(source, symbol):
+        run_step(title, args)
+    serve_and_predict(symbol)
+
+
+if __name__ == "__main__":
+    app()
