@@ -103,6 +103,9 @@ def _update_one(
     """Fetch after the last stored candle (or the last 25 h for a new symbol), then publish."""
     from ingestion import feast_store
     from ingestion.coinbase import fetch_candles
+    from ingestion.sample import ensure_not_synthetic
+
+    ensure_not_synthetic(candles, symbol)  # live candles never mix with the synthetic market
 
     started = time.perf_counter()
     stored = candles.read(symbol)

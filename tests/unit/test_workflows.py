@@ -208,11 +208,6 @@ def test_deployer_unit_runs_the_webhook_from_the_checkout() -> None:
     assert {"CANDLECAST_DEPLOY_SECRET", "CANDLECAST_DEPLOY_IMAGE"} <= set(example)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bentofile.yaml lacks the deploy snippet (thread caps, setup_script, ingestion CLI "
-    "code) from helper E's report; remove this mark when it is merged",
-)
 def test_bentofile_carries_what_the_image_and_the_pi_need(compose: dict) -> None:
     """Thread caps, CANDLECAST_HOME (the volume's mount point) and the hourly job's code."""
     path = PROJECT_ROOT / "bentofile.yaml"

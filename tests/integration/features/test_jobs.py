@@ -106,6 +106,20 @@ def test_update_command_fetches_new_candles_and_publishes_them_online(home, fake
     assert again.exit_code == 0 and len(stored(home)) == 60
 
 
+def test_update_refuses_a_symbol_holding_the_synthetic_market(home, fake_coinbase):
+    """Live candles appended to a synthetic series would be a market that never existed."""
+    from ingestion.sample import write_sample
+
+    store = CandleStore(home / "candles")
+    write_sample(store, "BTC-USD", hours=48, seed=1)
+    before = store.read("BTC-USD")
+    fake_coinbase.set_candles("BTC-USD", synthetic_candles("BTC-USD", 60, seed=5))
+    result = run_cli("update", "--symbol", "BTC-USD")
+    assert result.exit_code == 1
+    assert "holds synthetic candles" in result.output
+    pd.testing.assert_frame_equal(store.read("BTC-USD"), before)
+
+
 FEAST_FLOW = [
     ["apply"],
     ["materialize", "2024-01-01T00:00:00", "2024-06-30T00:00:00"],
