@@ -46,7 +46,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-image: $(STAMP) ## Build the Bento and a multi-arch image (PUSH=1 to push; IMAGE=registry/name)
+image: $(STAMP) ## Build the Bento and an image for this machine; PUSH=1 builds amd64+arm64 and pushes (IMAGE=registry/name)
 	$(BIN)/python -m deploy.image $(if $(PUSH),--push,) $(if $(IMAGE),--image $(IMAGE),)
 
 clean: ## Remove generated state under CANDLECAST_HOME

@@ -81,11 +81,18 @@ def update_job(
     now: pd.Timestamp | None = None,
     client: CoinbaseClient | None = None,
 ) -> list[UpdateResult]:
-    """Fetch newly closed candles of ``symbols`` and publish their features offline and online."""
+    """Fetch newly closed candles of ``symbols`` and publish their features offline and online.
+
+    Without ``symbols``: every stored symbol, or, on an empty store, the served symbols
+    (CANDLECAST_SERVE_SYMBOLS), so a fresh volume on the Pi seeds itself from the last
+    day of candles on the job's first run instead of failing every hour.
+    """
     from ingestion import feast_store
 
     candles, dataset = _stores()
     names = [normalize_symbol(s) for s in symbols] if symbols else candles.symbols()
+    if not names:
+        names = [normalize_symbol(s) for s in get_settings().serve_symbols.split(",") if s.strip()]
     if not names:
         raise LookupError("no symbols: pass --symbol or store candles first")
     store = feast_store.ensure_applied()

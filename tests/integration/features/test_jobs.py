@@ -19,7 +19,7 @@ from ingestion.feature_dataset import FeatureDataset
 from ingestion.feature_jobs import compute_job
 from ingestion.features import FEATURE_COLUMNS, V1_FEATURES, V2_FEATURES, compute_features
 from ingestion.sample import synthetic_candles
-from ingestion.settings import PROJECT_ROOT, get_settings
+from ingestion.settings import PROJECT_ROOT, get_settings, reset_settings
 from ingestion.store import CandleStore
 from tests.integration.features.helpers import assert_rows_equal
 
@@ -104,6 +104,21 @@ def test_update_command_fetches_new_candles_and_publishes_them_online(home, fake
     assert stored(home)["event_timestamp"].max() == latest
     again = run_cli("update", "--symbol", "BTC-USD")
     assert again.exit_code == 0 and len(stored(home)) == 60
+
+
+def test_update_on_an_empty_store_seeds_the_served_symbols(home, fake_coinbase, monkeypatch):
+    """A fresh volume (the Pi's first boot): the job fetches the last day and goes online."""
+    monkeypatch.setenv("CANDLECAST_SERVE_SYMBOLS", "BTC-USD")
+    reset_settings()
+    market = synthetic_candles("BTC-USD", 100, seed=7)
+    fake_coinbase.set_candles("BTC-USD", market)
+    result = run_cli("update")
+    assert result.exit_code == 0, result.output
+    stored_candles = CandleStore(home / "candles").read("BTC-USD")
+    assert stored_candles["time"].max() == market["time"].max()
+    assert 24 < len(stored_candles) <= 26  # the lookback one full feature row needs, no more
+    online = feast_store.online_features("BTC-USD", "price_model_v1")
+    assert online.event_timestamp == market["time"].max() + pd.Timedelta(hours=1)
 
 
 def test_update_refuses_a_symbol_holding_the_synthetic_market(home, fake_coinbase):
