@@ -59,7 +59,15 @@ class ServiceUnavailable(CandlecastError):  # noqa: N818 (names of the API contr
 
 
 _BY_CODE: dict[str, type[CandlecastError]] = {
-    cls.code: cls for cls in (UnknownSymbol, UnknownModel, BadTime, BadRequest, FeaturesUnavailable)
+    cls.code: cls
+    for cls in (
+        UnknownSymbol,
+        UnknownModel,
+        BadTime,
+        BadRequest,
+        FeaturesUnavailable,
+        ServiceUnavailable,
+    )
 }
 
 

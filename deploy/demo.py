@@ -74,7 +74,8 @@ def serve_and_predict(symbol: str) -> None:
     from bentos.client import serve_in_background
 
     console.rule("[bold]serve and predict")
-    with serve_in_background(port=free_port()) as client:
+    served = {"CANDLECAST_SERVE_SYMBOLS": symbol}  # the service loads this symbol's champions
+    with serve_in_background(port=free_port(), env=served) as client:
         prediction = client.predict(symbol)
     console.print(prediction)
 

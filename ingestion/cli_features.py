@@ -59,7 +59,8 @@ def update(
     """Real-time step (run hourly): fetch closed candles -> store -> features -> online store.
 
     Prints the freshness: close time of the latest candle and seconds from fetch to online.
-    Needs `feast -c feature_repo apply` (or `features --materialize`) done once.
+    Applies the Feast repo itself when it has not been applied. Without --symbol: every
+    stored symbol, or CANDLECAST_SERVE_SYMBOLS on an empty store (the last day is fetched).
     """
     from ingestion.cli import _errors, _symbols, fail, out
     from ingestion.feature_jobs import update_job

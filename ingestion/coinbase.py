@@ -181,7 +181,8 @@ class CoinbaseClient:
                     return response
                 _raise_if_permanent(symbol, window, response)
                 problem = f"HTTP {response.status_code} {_message(response)}".strip()
-                delay = _retry_after(response) or self._backoff(attempt)
+                hinted = _retry_after(response)
+                delay = self._backoff(attempt) if hinted is None else hinted
             if attempt < self.max_attempts:
                 self.sleep(delay)
         raise CoinbaseError(

@@ -139,7 +139,7 @@ def backtest(
     json_path: Path = typer.Option(None, "--json", help="Write the metrics JSON here."),
     plots: bool = typer.Option(True, help="Write PNG plots (predictions, errors, loss curves)."),
     reports_dir: Path = typer.Option(
-        None, help="Folder for the PNGs [default: $CANDLECAST_HOME/reports]."
+        None, help="Folder for the PNGs (default: $CANDLECAST_HOME/reports)."
     ),
     max_epochs: int = EPOCHS,
 ) -> None:

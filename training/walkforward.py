@@ -18,7 +18,7 @@ import pandas as pd
 from training.dataset import HOUR, LabelledFrame, target_values, to_price
 from training.models import FitConfig, Fitted, fit_model
 
-#: Smallest training set a fold may use; fewer rows means the fold is skipped as an error.
+#: Smallest training set a fold may use; fewer rows stop the run with a ValueError (exit 2).
 MIN_TRAIN_ROWS = 200
 
 

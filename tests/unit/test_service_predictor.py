@@ -158,3 +158,10 @@ def test_client_rebuilds_the_servers_error(status, body, expected):
     assert type(error) is expected
     if isinstance(body, dict) and "known_symbols" in body:
         assert error.extra["known_symbols"] == ["X"]
+
+
+def test_client_keeps_the_servers_message_for_service_unavailable():
+    body = {"error": "service_unavailable", "message": "model service lasso failed: boom"}
+    error = from_response(503, body)
+    assert type(error) is ServiceUnavailable
+    assert error.message == "model service lasso failed: boom"
