@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 console = Console()
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -70,14 +71,40 @@ def free_port() -> int:
 
 
 def serve_and_predict(symbol: str) -> None:
-    """Start the BentoML service, ask it for one forecast with the client, stop it."""
+    """Start the BentoML service, ask it for a forecast by every model, stop it."""
     from bentos.client import serve_in_background
 
     console.rule("[bold]serve and predict")
     served = {"CANDLECAST_SERVE_SYMBOLS": symbol}  # the service loads this symbol's champions
     with serve_in_background(port=free_port(), env=served) as client:
-        prediction = client.predict(symbol)
-    console.print(prediction)
+        default = client.predict(symbol)
+        by_model = [client.predict(symbol, model=m) for m in ("naive", *DEMO_MODELS.split(","))]
+    console.print(prediction_table(by_model, default.model))
+    console.print(
+        f"[bold]{symbol}[/] closed at [bold]{default.current_price:,.2f}[/] "
+        f"({default.as_of:%Y-%m-%d %H:%M} UTC). Forecast for {default.target_time:%H:%M} UTC "
+        f"by the default model [bold]{default.model}[/]: "
+        f"[bold]{default.predicted_price:,.2f}[/] ({default.predicted_change_pct:+.3f} %)"
+        + (" [red](features are stale)[/]" if default.stale else "")
+    )
+
+
+def prediction_table(predictions: list, default_model: str) -> Table:
+    """One row per model with its walk-forward MAE ratio, so nobody over-reads a forecast."""
+    table = Table(title="next-hour forecasts (ratio < 1 means better than naive on the backtest)")
+    for column in ("model", "version", "predicted", "change %", "MAE / persistence"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for p in predictions:
+        ratio = "-" if p.mae_ratio_vs_persistence is None else f"{p.mae_ratio_vs_persistence:.4f}"
+        name = f"{p.model} (default)" if p.model == default_model else p.model
+        table.add_row(
+            name,
+            p.model_version,
+            f"{p.predicted_price:,.2f}",
+            f"{p.predicted_change_pct:+.3f}",
+            ratio,
+        )
+    return table
 
 
 @app.command()
