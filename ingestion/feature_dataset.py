@@ -99,12 +99,19 @@ class FeatureDataset:
             atomic_write_parquet(part.sort_by("event_timestamp"), path)
 
     def replace(self, symbol: str, rows: pa.Table) -> None:
-        """Make ``rows`` the whole dataset of ``symbol`` (full recompute)."""
+        """Make ``rows`` the whole dataset of ``symbol`` (full recompute).
+
+        Month files are overwritten, never merged: a stored row with no counterpart in
+        the recompute (candles that were replaced, e.g. a re-generated sample) must go.
+        A crash part-way leaves a mix whose row count no longer matches the candles, so
+        the next run recomputes in full again.
+        """
         old = set(self.files(symbol))
-        self.write(rows)
-        written = {
-            self.root / s / f"{m}.parquet" for s, m, _ in _by_month(rows.cast(FEATURE_SCHEMA))
-        }
+        written = set()
+        for part_symbol, month, part in _by_month(rows.cast(FEATURE_SCHEMA)):
+            path = self.root / part_symbol / f"{month}.parquet"
+            atomic_write_parquet(part.sort_by("event_timestamp"), path)
+            written.add(path)
         for path in old - written:
             path.unlink()
 

@@ -69,6 +69,22 @@ def test_filling_an_old_gap_recomputes_the_symbol(home, btc_csv):
     assert_rows_equal(stored(home), sorted_rows(compute_features(candles)), FEATURE_COLUMNS)
 
 
+def test_a_regenerated_sample_leaves_no_stale_feature_rows(home):
+    """Re-sampling an hour later replaces the candles; the full recompute must drop old rows."""
+    from ingestion.sample import write_sample
+
+    store = CandleStore(home / "candles")
+    end = pd.Timestamp("2024-03-01", tz="UTC")
+    write_sample(store, "BTC-USD", hours=200, seed=3, end=end)
+    compute_job()
+    write_sample(store, "BTC-USD", hours=200, seed=3, end=end + pd.Timedelta(hours=5))
+    [first] = compute_job()
+    [second] = compute_job()
+    assert first.full and not second.full and second.count == 0
+    expected = sorted_rows(compute_features(store.read("BTC-USD")))
+    assert_rows_equal(stored(home), expected, FEATURE_COLUMNS)
+
+
 def test_apply_registers_services_with_ordered_features(home):
     feast_store.apply()
     assert feast_store.feature_names("price_model_v1") == list(V1_FEATURES)
