@@ -7,11 +7,23 @@ by ``python -m ingestion features`` / ``update`` (``ingestion.features``), never
 Feast: pushes go to the online store only.
 """
 
+import os
+
 from feast import FileSource, PushSource
 from feast.data_format import ParquetFormat
 
 from ingestion.feature_dataset import FeatureDataset
 from ingestion.settings import get_settings
+
+if not os.path.isabs(os.environ.get("CANDLECAST_HOME", "")):
+    # The bare Feast CLI chdirs into feature_repo/ and expands ${CANDLECAST_HOME} in
+    # feature_store.yaml verbatim: without an absolute path it would silently register
+    # an empty dataset and write a registry under a folder literally named "${CANDLECAST_HOME}".
+    raise RuntimeError(
+        "CANDLECAST_HOME must be an absolute path in the environment before Feast loads "
+        "feature_repo/: run `export CANDLECAST_HOME=$PWD/data` from the project root "
+        "(python -m ingestion/training and the service set it themselves)"
+    )
 
 price_features_source = FileSource(
     name="price_features_source",
