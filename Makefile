@@ -11,6 +11,8 @@ export BENTOML_HOME ?= $(CANDLECAST_HOME)/bentoml
 export BENTOML_DO_NOT_TRACK := true
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export FEAST_USAGE := False
+# One home per demo source: synthetic and live candles never share a symbol's store.
+DEMO_HOME ?= $(CANDLECAST_HOME)/demo-$(SOURCE)
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-slow bench lint format image clean
@@ -27,7 +29,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install candlecast with dev extras
 
 demo: $(STAMP) ## Run the whole pipeline offline (SOURCE=coinbase for live data) and print a prediction
-	$(BIN)/python -m deploy.demo --source $(SOURCE) --symbol $(SYMBOL)
+	CANDLECAST_HOME=$(DEMO_HOME) BENTOML_HOME=$(DEMO_HOME)/bentoml \
+		$(BIN)/python -m deploy.demo --source $(SOURCE) --symbol $(SYMBOL)
 
 test: $(STAMP) ## Run the default test suite (unit + integration, not slow)
 	$(BIN)/python -m pytest -m "not slow"

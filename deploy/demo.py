@@ -113,9 +113,16 @@ def main(
     symbol: str = typer.Option("BTC-USD", help="Coinbase product id."),
 ) -> None:
     """Run every stage of candlecast and print one prediction."""
+    from ingestion.settings import get_settings
+
     for title, args in pipeline(source, symbol):
         run_step(title, args)
     serve_and_predict(symbol)
+    home = get_settings().home
+    console.print(
+        f"State is in {home}. To explore it: export CANDLECAST_HOME={home} "
+        f"BENTOML_HOME={home / 'bentoml'}"
+    )
 
 
 if __name__ == "__main__":
