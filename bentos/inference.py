@@ -38,6 +38,7 @@ class ModelSpec:
     output_mean: float | None = None
     output_scale: float | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    leakage_suspect: bool = False  # training flagged it: > 5 % better than persistence
 
     @classmethod
     def from_metadata(cls, version: str, meta: Mapping[str, Any]) -> ModelSpec:
@@ -60,6 +61,7 @@ class ModelSpec:
             output_mean=_scalar(meta.get("output_mean")),
             output_scale=_scalar(meta.get("output_scale")),
             metrics=dict(meta.get("metrics") or {}),
+            leakage_suspect=bool(meta.get("leakage_suspect", False)),
         )
         for name in ("input_mean", "input_scale"):
             value = getattr(spec, name)

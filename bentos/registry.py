@@ -96,8 +96,13 @@ def champion_specs(service_class: type) -> dict:
 
 
 def default_model(specs: list[ModelSpec]) -> str:
-    """Family whose champion has the lowest walk-forward ratio < 1, else naive."""
+    """Family whose champion has the lowest walk-forward ratio < 1, else naive.
+
+    A champion that training flagged as a leakage suspect (too good to be true on
+    hourly prices) is never the default; it is still served when asked for by name.
+    """
     ranked = [s for s in specs if s.mae_ratio_vs_persistence is not None]
+    ranked = [s for s in ranked if not s.leakage_suspect]
     ranked = [s for s in ranked if s.mae_ratio_vs_persistence < 1.0]
     if not ranked:
         return "naive"

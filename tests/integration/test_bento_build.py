@@ -34,7 +34,11 @@ def bento() -> Path:
 
 
 def test_bento_has_dockerfile_and_pinned_requirements(bento):
-    assert (bento / "env" / "docker" / "Dockerfile").is_file()
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "USER bentoml" in dockerfile.splitlines()  # non-root at runtime
+    for env in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "CANDLECAST_HOME"):
+        assert f"ENV {env}=" in dockerfile, env
+    assert "./env/docker/script__" in dockerfile  # deploy/image_setup.sh: the volume mount point
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     for pin in ("tensorflow==2.21.0", "bentoml==1.4.39", "feast==0.67.0"):
         assert pin in requirements

@@ -78,6 +78,15 @@ def test_default_model_is_best_champion_below_one_else_naive():
     assert default_model([]) == "naive"
 
 
+def test_a_leakage_suspect_champion_is_never_the_default():
+    suspect = ModelSpec.from_metadata(
+        "cnn:v2", {**metadata("cnn", "BTC-USD", 0.80), "leakage_suspect": True}
+    )
+    honest = specs("lasso", 0.99)["BTC-USD"]
+    assert default_model([suspect, honest]) == "lasso"
+    assert default_model([suspect]) == "naive"
+
+
 def test_unknown_symbol_names_known_ones():
     with pytest.raises(UnknownSymbol, match="BTC-USD") as err:
         predict(make(), "DOGE-USD")
