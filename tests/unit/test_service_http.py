@@ -14,12 +14,13 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
+from schemathesis.generation import GenerationMode
 
 from ingestion.settings import reset_settings
 from tests.fakes.serving import LAST_CLOSE, FakeFeatures, register_cnn, register_lasso
 
 SYMBOL = "FAKE-USD"
-FUZZ_EXAMPLES = 60
+FUZZ_EXAMPLES = 120
 VOLATILE = ("request_timestamp", "features_age_seconds")
 
 
@@ -106,7 +107,7 @@ def test_infra_endpoints(client):
 
 
 def test_fuzzed_requests_never_get_a_5xx(client):
-    """Schemathesis draws requests from /docs.json; the app is already started by the fixture."""
+    """Schemathesis draws valid and invalid requests from /docs.json (app already started)."""
     schema = schemathesis.openapi.from_asgi("/docs.json", client.app)
     operations = [op.ok() for op in schema.get_all_operations()]
     assert {(op.method, op.path) for op in operations} >= {
@@ -114,7 +115,7 @@ def test_fuzzed_requests_never_get_a_5xx(client):
         ("post", "/predict"),
         ("get", "/models"),
     }
-    failures = []
+    failures, statuses = [], set()
 
     @hypothesis.settings(
         max_examples=FUZZ_EXAMPLES,
@@ -125,10 +126,13 @@ def test_fuzzed_requests_never_get_a_5xx(client):
     @hypothesis.given(data=hypothesis.strategies.data())
     def fuzz(data):
         op = data.draw(hypothesis.strategies.sampled_from(operations))
-        case = data.draw(op.as_strategy())
+        mode = data.draw(hypothesis.strategies.sampled_from(list(GenerationMode)))
+        case = data.draw(op.as_strategy(mode))  # valid and schema-violating requests
         response = case.call()
+        statuses.add(response.status_code)
         if response.status_code >= 500:
             failures.append((case.method, case.path, case.query, case.body, response.text))
 
     fuzz()
     assert not failures, failures[:3]
+    assert 200 in statuses and any(400 <= s < 500 for s in statuses), statuses
