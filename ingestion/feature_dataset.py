@@ -74,17 +74,26 @@ class FeatureDataset:
             [("symbol", "ascending"), ("event_timestamp", "ascending")]
         ).to_pandas()
 
+    def time_range(
+        self, symbols: list[str] | None = None
+    ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """(first, last) event_timestamp over ``symbols`` (all by default), key column only."""
+        names = symbols or self.symbols()
+        files = [f for name in names for f in self.files(name)]
+        if not files:
+            return None
+        stamps = _stamps(files)
+        if len(stamps) == 0:
+            return None
+        low, high = pc.min_max(stamps).values()
+        return pd.Timestamp(low.as_py()), pd.Timestamp(high.as_py())
+
     def stats(self, symbol: str) -> tuple[pd.Timestamp | None, int]:
         """(latest event_timestamp, row count) of ``symbol``, from the files' key column."""
         files = self.files(symbol)
         if not files:
             return None, 0
-        stamps = pa.concat_arrays(
-            [
-                pq.read_table(f, columns=["event_timestamp"]).column(0).combine_chunks()
-                for f in files
-            ]
-        )
+        stamps = _stamps(files)
         return pd.Timestamp(pc.max(stamps).as_py()), len(stamps)
 
     def write(self, rows: pa.Table) -> None:
@@ -114,6 +123,13 @@ class FeatureDataset:
             written.add(path)
         for path in old - written:
             path.unlink()
+
+
+def _stamps(files: list[Path]) -> pa.Array:
+    """The event_timestamp column of ``files``: the key alone, not 100 feature columns."""
+    return pa.concat_arrays(
+        [pq.read_table(f, columns=["event_timestamp"]).column(0).combine_chunks() for f in files]
+    )
 
 
 def _by_month(rows: pa.Table) -> list[tuple[str, str, pa.Table]]:

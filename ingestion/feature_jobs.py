@@ -48,14 +48,12 @@ def materialize_all(symbols: list[str] | None = None) -> tuple[pd.Timestamp, pd.
     from ingestion import feast_store
 
     dataset = FeatureDataset(get_settings().features_dir)
-    frame = dataset.read()
-    if symbols:
-        frame = frame[frame["symbol"].isin([normalize_symbol(s) for s in symbols])]
-    if frame.empty:
+    names = [normalize_symbol(s) for s in symbols] if symbols else None
+    window = dataset.time_range(names)  # reads the key column only, not 100 feature columns
+    if window is None:
         return None
-    start, end = frame["event_timestamp"].min(), frame["event_timestamp"].max()
-    feast_store.materialize(start, end)
-    return start, end
+    feast_store.materialize(*window)
+    return window
 
 
 @dataclass(frozen=True)
