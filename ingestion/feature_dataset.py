@@ -16,6 +16,9 @@ because rows after a filled gap get new lag values.
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +76,18 @@ class FeatureDataset:
         return table.sort_by(
             [("symbol", "ascending"), ("event_timestamp", "ascending")]
         ).to_pandas()
+
+    @contextmanager
+    def locked(self, symbol: str) -> Iterator[None]:
+        """Serialise extensions of one symbol: read-latest, compute, write is one step."""
+        folder = self.root / normalize_symbol(symbol)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def time_range(
         self, symbols: list[str] | None = None
@@ -152,15 +167,16 @@ def extend_features(
 ) -> ExtendResult:
     """Compute the feature rows of ``symbol`` that the dataset lacks and store them."""
     symbol = normalize_symbol(symbol)
-    latest, count = dataset.stats(symbol)
-    if full or latest is None or _candles_closed_by(candles, symbol, latest) != count:
-        rows = compute_features(candles.read(symbol))
-        dataset.replace(symbol, rows)
-        return ExtendResult(symbol, rows, full=True)
-    recent = candles.read(symbol, start=latest - LOOKBACK)
-    rows = compute_features(recent, since=latest)
-    dataset.write(rows)
-    return ExtendResult(symbol, rows, full=False)
+    with dataset.locked(symbol):  # `features` and the hourly `update` may overlap
+        latest, count = dataset.stats(symbol)
+        if full or latest is None or _candles_closed_by(candles, symbol, latest) != count:
+            rows = compute_features(candles.read(symbol))
+            dataset.replace(symbol, rows)
+            return ExtendResult(symbol, rows, full=True)
+        recent = candles.read(symbol, start=latest - LOOKBACK)
+        rows = compute_features(recent, since=latest)
+        dataset.write(rows)
+        return ExtendResult(symbol, rows, full=False)
 
 
 def _candles_closed_by(candles: CandleStore, symbol: str, stamp: datetime) -> int:

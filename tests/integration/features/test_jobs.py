@@ -85,6 +85,28 @@ def test_a_regenerated_sample_leaves_no_stale_feature_rows(home):
     assert_rows_equal(stored(home), expected, FEATURE_COLUMNS)
 
 
+def test_extensions_of_one_symbol_are_serialised(home):
+    """`features` and the hourly `update` may overlap: the second waits for the first."""
+    import threading
+
+    from ingestion.feature_dataset import extend_features
+    from ingestion.sample import write_sample
+
+    store = CandleStore(home / "candles")
+    write_sample(store, "BTC-USD", hours=100, seed=3, end=pd.Timestamp("2024-03-01", tz="UTC"))
+    dataset = FeatureDataset(home / "features")
+    runs = []
+    worker = threading.Thread(
+        target=lambda: runs.append(extend_features(store, dataset, "BTC-USD"))
+    )
+    with dataset.locked("BTC-USD"):
+        worker.start()
+        worker.join(timeout=1.0)
+        assert worker.is_alive() and not runs  # blocked on the lock
+    worker.join(timeout=60)
+    assert len(runs) == 1 and runs[0].count == 100
+
+
 def test_apply_registers_services_with_ordered_features(home):
     feast_store.apply()
     assert feast_store.feature_names("price_model_v1") == list(V1_FEATURES)
