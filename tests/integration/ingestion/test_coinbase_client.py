@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pandas as pd
@@ -137,3 +138,40 @@ def test_the_still_open_hour_is_never_returned(fake_coinbase):
     )
     result = fetch_candles("BTC-USD", now - 30 * H)
     assert result.candles["time"].max() == now.floor("h") - H
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped(fake_coinbase, monkeypatch):
+    """Without Retry-After each wait lies in [c/2, c], c = min(max, base * 2^(attempt-1))."""
+    from ingestion.coinbase import CoinbaseClient
+
+    for key, value in {
+        "CANDLECAST_COINBASE_BACKOFF_BASE_SECONDS": "1",
+        "CANDLECAST_COINBASE_BACKOFF_MAX_SECONDS": "4",
+        "CANDLECAST_COINBASE_MAX_ATTEMPTS": "6",
+        "CANDLECAST_COINBASE_REQUESTS_PER_SECOND": "0",  # only backoff sleeps are recorded
+    }.items():
+        monkeypatch.setenv(key, value)
+    reset_settings()
+    candles = served(fake_coinbase, 10)
+    fake_coinbase.inject(500, times=5)
+    waits: list[float] = []
+    result = fetch_candles(
+        "BTC-USD", candles["time"].iloc[0], END, client=CoinbaseClient(sleep=waits.append)
+    )
+    assert len(result.candles) == 10
+    ceilings = [1, 2, 4, 4, 4]
+    assert len(waits) == len(ceilings)
+    assert all(c / 2 <= w <= c for w, c in zip(waits, ceilings, strict=True)), waits
+    assert len(set(waits)) == len(waits)  # jittered, not a fixed schedule
+
+
+def test_client_side_rate_limit_spaces_requests(fake_coinbase, monkeypatch):
+    """A long backfill never bursts: requests leave at most N per second."""
+    monkeypatch.setenv("CANDLECAST_COINBASE_REQUESTS_PER_SECOND", "20")
+    reset_settings()
+    candles = served(fake_coinbase, 1500)
+    fetch_candles("BTC-USD", candles["time"].iloc[0], END)
+    arrivals = [r.at for r in fake_coinbase.requests]
+    assert len(arrivals) == 5
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.045, gaps  # 1/20 s, less the server's own clock jitter
