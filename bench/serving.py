@@ -26,7 +26,14 @@ from pathlib import Path
 import numpy as np
 
 GOALS = {"p50_ms": 5.0, "p99_ms": 15.0, "rps": 300.0}
-LAYOUTS = {"split": (False, 1), "split-2w": (False, 2), "fused": (True, 1), "fused-2w": (True, 2)}
+#: name -> (fused, API workers, extra BENTOML_CONFIG_OPTIONS)
+LAYOUTS = {
+    "split": (False, 1, ""),
+    "split-2w": (False, 2, ""),
+    "split-2w2m": (False, 2, "services.LassoModel.workers=2 services.CNNModel.workers=2"),
+    "fused": (True, 1, ""),
+    "fused-2w": (True, 2, ""),
+}
 MODELS = ("lasso", "cnn")
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "400"))
 CONCURRENT_CLIENTS = 16
@@ -65,7 +72,7 @@ def _build_temporary_home(home: Path) -> None:
     build_feature_home(home, BTC_CSV)
     names = feature_names("price_model_v2")
     register_lasso("BTC-USD", features=names)
-    register_cnn("BTC-USD", features=names, output_scale=1e-7)
+    register_cnn("BTC-USD", features=names, output_scale=1e-7, reference=True)
 
 
 def in_process(n: int = 300) -> dict[str, float]:
@@ -124,11 +131,12 @@ async def concurrent(url: str, model: str, clients: int, seconds: float) -> tupl
         return done / (time.perf_counter() - start), errors
 
 
-def measure_layout(name: str, fused: bool, workers: int) -> list[dict]:
+def measure_layout(name: str, fused: bool, workers: int, options: str = "") -> list[dict]:
     from bentos.client import serve_in_background
 
     rows = []
-    with serve_in_background(_free_port(), fused=fused, api_workers=workers) as client:
+    env = {"BENTOML_CONFIG_OPTIONS": options} if options else None
+    with serve_in_background(_free_port(), fused=fused, api_workers=workers, env=env) as client:
         url = f"{client.base_url}/predict"
         for model in MODELS:
             times = np.array(asyncio.run(sequential(url, model, SEQUENTIAL))) * 1000
@@ -153,7 +161,7 @@ def _format(row: dict) -> str:
     ok = row["p50_ms"] <= GOALS["p50_ms"] and row["p99_ms"] <= GOALS["p99_ms"]
     ok = ok and row["rps"] >= GOALS["rps"] and row["errors"] == 0
     return (
-        f"| {row['layout']:<9} | {row['model']:<5} | {row['p50_ms']:6.2f} | {row['p99_ms']:6.2f} "
+        f"| {row['layout']:<10} | {row['model']:<5} | {row['p50_ms']:6.2f} | {row['p99_ms']:6.2f} "
         f"| {row['rps']:6.0f} | {row['errors']:>6} | {'yes' if ok else 'no':<4} |"
     )
 
@@ -177,12 +185,11 @@ def main(layouts: list[str] | None = None) -> list[dict]:
         f"one client: {SEQUENTIAL} sequential requests; "
         f"{CONCURRENT_CLIENTS} clients for {CONCURRENT_SECONDS:.0f} s each"
     )
-    print("| layout    | model | p50 ms | p99 ms |  req/s | errors | goal |")
-    print("|-----------|-------|--------|--------|--------|--------|------|")
+    print("| layout     | model | p50 ms | p99 ms |  req/s | errors | goal |")
+    print("|------------|-------|--------|--------|--------|--------|------|")
     rows = []
     for name in chosen:
-        fused, workers = LAYOUTS[name]
-        rows += measure_layout(name, fused, workers)
+        rows += measure_layout(name, *LAYOUTS[name])
     return rows
 
 

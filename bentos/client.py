@@ -159,8 +159,10 @@ def serve_in_background(
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1"]
     cmd += ["--port", str(port), *(["--development"] if fused else [])]
     child_env = {**os.environ, **(env or {})}
-    if api_workers != 1:
-        child_env["BENTOML_CONFIG_OPTIONS"] = f"services.PricePredictor.workers={api_workers}"
+    if api_workers != 1:  # appended to any options the caller passed in ``env``
+        options = child_env.get("BENTOML_CONFIG_OPTIONS", "")
+        workers = f"services.PricePredictor.workers={api_workers}"
+        child_env["BENTOML_CONFIG_OPTIONS"] = f"{options} {workers}".strip()
     if log_path is None:
         log_path = Path(tempfile.mkdtemp(prefix="candlecast-serve-")) / "server.log"
     with open(log_path, "wb") as log:

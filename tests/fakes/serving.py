@@ -75,21 +75,31 @@ def register_cnn(
     stage: str = "champion",
     features=None,
     output_scale: float = 1e-3,
+    reference: bool = False,
 ) -> str:
-    """A two-layer Conv1D net (random weights) saved as model.keras without optimizer."""
+    """A Conv1D net (random weights) saved as model.keras without optimizer.
+
+    Small by default (fast tests); ``reference=True`` builds the real architecture
+    (``training.models.build_cnn``) so benchmarks time what production serves.
+    """
     import keras
 
     keras.utils.set_random_seed(0)
     features = list(features or FEATURES)
     n = len(features)
-    model = keras.Sequential(
-        [
-            keras.layers.InputLayer((n, 1)),
-            keras.layers.Conv1D(4, kernel_size=2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(1),
-        ]
-    )
+    if reference:
+        from training.models import build_cnn
+
+        model = build_cnn(n)
+    else:
+        model = keras.Sequential(
+            [
+                keras.layers.InputLayer((n, 1)),
+                keras.layers.Conv1D(4, kernel_size=2),
+                keras.layers.Flatten(),
+                keras.layers.Dense(1),
+            ]
+        )
     meta = metadata(
         "cnn",
         symbol,
