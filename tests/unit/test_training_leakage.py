@@ -36,6 +36,8 @@ def test_model_on_shuffled_labels_does_not_beat_persistence(btc_v1, family) -> N
     truth = btc_v1.frame.set_index("event_timestamp")["next_close"]
     actual = truth.loc[preds["event_timestamp"]].to_numpy()  # judge on the real labels
     result = compare_to_persistence(actual, preds["predicted"], preds["price_now"])
+    # 1 % band: on two weeks of hours a shrunk-to-zero model can land a hair either side of 1.0
+    # by noise; real skill from leaked labels shows up as several percent.
     assert result["metrics"]["mae_ratio_vs_persistence"] >= 0.99
     assert not result["leakage_suspect"]
 
