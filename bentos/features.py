@@ -37,9 +37,12 @@ class FeatureSource:
 
     def __init__(self, store: Any = None) -> None:
         from ingestion import feast_store
+        from ingestion.feature_dataset import FeatureDataset
+        from ingestion.settings import get_settings
 
         self.feast = feast_store
         self.store = store if store is not None else feast_store.get_store()
+        self.dataset = FeatureDataset(get_settings().features_dir)
         self._services: dict[str, Any] = {}
         self._price_refs: list[str] | None = None
         self._live_refs: dict[str, list[str]] = {}
@@ -108,7 +111,13 @@ class FeatureSource:
         return FeatureRow(values, datetime.fromtimestamp(min(stamps), tz=UTC))
 
     def historical(self, symbol: str, as_of: datetime, service: str) -> FeatureRow | None:
-        """Features of the candle that closed at ``as_of`` from the offline store, or None."""
+        """Features of the candle that closed at ``as_of`` from the offline store, or None.
+
+        None also when no candle closed at ``as_of`` (an hour without trades): the
+        point-in-time join would silently hand back the previous hour's row.
+        """
+        if not self.dataset.has_row(symbol, as_of):
+            return None
         entity = pd.DataFrame({"symbol": [symbol], "event_timestamp": [pd.Timestamp(as_of)]})
         frame = self.feast.historical_features(entity, service, self.store)
         if frame.empty:

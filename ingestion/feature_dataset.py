@@ -89,6 +89,19 @@ class FeatureDataset:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def has_row(self, symbol: str, stamp: datetime) -> bool:
+        """Whether ``symbol`` has a feature row at exactly ``stamp`` (a candle closed then).
+
+        Feast's point-in-time join would answer an hour without a candle with the
+        previous hour's row (within the TTL); callers that mean "this hour" ask here.
+        """
+        stamp = pd.Timestamp(stamp).tz_convert("UTC")
+        path = self.root / normalize_symbol(symbol) / f"{stamp:%Y-%m}.parquet"
+        if not path.exists():
+            return False
+        column = pq.read_table(path, columns=["event_timestamp"]).column(0)
+        return bool(pc.any(pc.equal(column, pa.scalar(stamp, column.type))).as_py())
+
     def time_range(
         self, symbols: list[str] | None = None
     ) -> tuple[pd.Timestamp, pd.Timestamp] | None:

@@ -1,0 +1,36 @@
+"""The service's offline reads answer for the requested hour, never a neighbouring one."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ingestion import feast_store
+from ingestion.feature_jobs import compute_job
+from ingestion.sample import synthetic_candles
+from ingestion.store import CandleStore
+
+pytestmark = pytest.mark.integration
+END = pd.Timestamp("2024-03-01", tz="UTC")
+H = pd.Timedelta(hours=1)
+
+
+def test_a_past_hour_without_a_candle_has_no_features(home):
+    from bentos.features import FeatureSource
+
+    candles = synthetic_candles("BTC-USD", 100, seed=4, end=END)
+    missing_open = candles["time"].iloc[80]
+    CandleStore(home / "candles").write(candles[candles["time"] != missing_open])
+    compute_job(["BTC-USD"])
+    source = FeatureSource(feast_store.apply())
+
+    # Feast's point-in-time join alone would return the previous hour's row (TTL 75 min).
+    assert (
+        source.historical("BTC-USD", (missing_open + H).to_pydatetime(), "price_model_v2") is None
+    )
+    present = (missing_open + 2 * H).to_pydatetime()
+    row = source.historical("BTC-USD", present, "price_model_v1")
+    assert row is not None and row.as_of == present
+    assert row.values["close"] == pytest.approx(
+        candles.set_index("time").loc[missing_open + H, "close"]
+    )
