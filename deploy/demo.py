@@ -99,7 +99,7 @@ def prediction_table(predictions: list, default_model: str) -> Table:
         name = f"{p.model} (default)" if p.model == default_model else p.model
         table.add_row(
             name,
-            p.model_version,
+            p.model_version.rsplit(":", 1)[-1],  # the tag's version; the name is the family
             f"{p.predicted_price:,.2f}",
             f"{p.predicted_change_pct:+.3f}",
             ratio,
