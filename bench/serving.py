@@ -53,7 +53,7 @@ def prepare_home() -> str:
     os.environ["BENTOML_HOME"] = str(root / "bentoml")
     reset_settings()
     _build_temporary_home(root / "home")
-    return f"{root} (temporary: real BTC features, random-weight Lasso and reference-architecture CNN)"
+    return f"{root} (temporary: real BTC features, random-weight Lasso, reference CNN)"
 
 
 def _has_champions() -> bool:

@@ -7,6 +7,8 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from ingestion.gaps import summarize_gaps
+
 SYMBOL_HELP = "Coinbase product id, e.g. BTC-USD. Repeatable; default: every stored symbol."
 
 
@@ -89,7 +91,8 @@ def update(
     for r in results:
         out.print(
             f"{escape(r.symbol)}: latest candle closed {r.latest_close} UTC; "
-            f"fetch -> online in {r.seconds_to_online:.2f} s",
+            f"fetch -> online in {r.seconds_to_online:.2f} s; "
+            f"{escape(summarize_gaps(r.gaps))} in the fetched window (reported, not filled)",
             soft_wrap=True,
         )
 

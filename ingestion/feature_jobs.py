@@ -10,13 +10,14 @@ rewrites the whole file and duplicates rows per feature view.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ingestion.feature_dataset import ExtendResult, FeatureDataset, extend_features
 from ingestion.features import LOOKBACK_HOURS
+from ingestion.gaps import Gap
 from ingestion.settings import get_settings
 from ingestion.store import CandleStore, normalize_symbol
 
@@ -67,6 +68,7 @@ class UpdateResult:
     latest_close: pd.Timestamp | None
     seconds_to_online: float
     requests: int
+    gaps: list[Gap] = field(default_factory=list)  # hours in the fetched window with no candle
 
     def age_seconds(self, now: pd.Timestamp | None = None) -> float | None:
         if self.latest_close is None:
@@ -132,4 +134,5 @@ def _update_one(
         latest_close=latest,
         seconds_to_online=time.perf_counter() - started,
         requests=fetched.requests,
+        gaps=fetched.gaps,
     )

@@ -134,7 +134,9 @@ def test_update_command_fetches_new_candles_and_publishes_them_online(home, fake
     fake_coinbase.set_candles("BTC-USD", market)
     result = run_cli("update", "--symbol", "BTC-USD")
     assert result.exit_code == 0, result.output
-    assert "fetch -> online in" in result.output
+    assert (
+        "fetch -> online in" in result.output and "no gaps in the fetched window" in result.output
+    )
     latest = market["time"].max() + pd.Timedelta(hours=1)
     online = feast_store.online_features("BTC-USD", "price_model_v2")
     assert online.event_timestamp == latest
@@ -142,6 +144,16 @@ def test_update_command_fetches_new_candles_and_publishes_them_online(home, fake
     assert stored(home)["event_timestamp"].max() == latest
     again = run_cli("update", "--symbol", "BTC-USD")
     assert again.exit_code == 0 and len(stored(home)) == 60
+
+
+def test_update_reports_gaps_in_what_it_fetched(home, fake_coinbase):
+    market = synthetic_candles("BTC-USD", 60, seed=5)
+    CandleStore(home / "candles").write(market.iloc[:50])
+    fake_coinbase.set_candles("BTC-USD", market.drop(index=[54, 55]))
+    result = run_cli("update", "--symbol", "BTC-USD")
+    assert result.exit_code == 0, result.output
+    assert "1 gap, 2 missing hours" in result.output
+    assert len(CandleStore(home / "candles").read("BTC-USD")) == 58  # never filled
 
 
 def test_update_on_an_empty_store_seeds_the_served_symbols(home, fake_coinbase, monkeypatch):
