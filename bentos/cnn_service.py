@@ -1,8 +1,6 @@
 """``CNNModel``: the Keras CNN champion(s) behind one batchable API (a "runner").
 
-Inference goes through a ``tf.function`` traced once per model: Keras'
-``model.predict`` builds a data pipeline per call (~70 ms for one row), a
-compiled function call costs about a millisecond.
+Inference goes through :func:`bentos.cnn_forward.compiled_predict`.
 """
 
 from __future__ import annotations
@@ -10,29 +8,9 @@ from __future__ import annotations
 import bentoml
 import numpy as np
 
-from bentos.inference import ModelSpec
+from bentos.cnn_forward import compiled_predict
 from bentos.registry import attach_champions
-from bentos.runners import BATCHING, RUNNER_OPTIONS, Predict, load_champions, run_grouped
-
-
-def compiled_predict(path: str, spec: ModelSpec) -> Predict:
-    """Load a ``.keras`` file (no optimizer) and wrap its forward pass in a tf.function."""
-    import keras
-    import tensorflow as tf
-
-    model = keras.models.load_model(path, compile=False)
-    n = len(spec.features)
-    shape = (None, n, 1) if spec.input_shape == "sequence" else (None, n)
-    forward = tf.function(
-        lambda x: model(x, training=False),
-        input_signature=[tf.TensorSpec(shape, tf.float32)],
-    )
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        return forward(np.asarray(x, dtype=np.float32).reshape((-1, *shape[1:]))).numpy()
-
-    predict(np.zeros((1, n), dtype=np.float32))  # trace now, not on the first request
-    return predict
+from bentos.runners import BATCHING, RUNNER_OPTIONS, load_champions, run_grouped
 
 
 @bentoml.service(name="CNNModel", **RUNNER_OPTIONS)

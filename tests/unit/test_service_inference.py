@@ -61,3 +61,35 @@ def test_run_grouped_sends_each_row_to_its_symbols_model_in_order():
     rows = np.vstack([encode(1, np.array([7.0]), 4), encode(0, np.ones(4), 4)])
     out = run_grouped(rows, [(a, lambda x: x.sum(axis=1)), (b, lambda x: -x[:, 0])])
     assert out.tolist() == [-7.0, 4.0]
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_compiled_cnn_forward_equals_keras_predict(tmp_path, rows):
+    """The serving fast path (concrete tf.function) computes what Keras computes."""
+    import keras
+
+    from bentos.cnn_forward import compiled_predict
+
+    keras.utils.set_random_seed(1)
+    n = 12
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            layers.InputLayer((n, 1)),
+            layers.Conv1D(8, 4),
+            layers.Flatten(),
+            layers.Dense(4, activation="relu"),
+            layers.Dense(1),
+        ]
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    features = [f"f{i}" for i in range(n)]
+    spec = ModelSpec.from_metadata(
+        "cnn:v1", metadata("cnn", "BTC-USD", 1.0, features, input_shape="sequence")
+    )
+    x = np.random.default_rng(2).normal(size=(rows, n)).astype(np.float32)
+    expected = model.predict(x.reshape(rows, n, 1), verbose=0).reshape(-1)
+    np.testing.assert_allclose(
+        compiled_predict(str(path), spec)(x).reshape(-1), expected, rtol=1e-5
+    )
