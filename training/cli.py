@@ -208,7 +208,7 @@ def list_models(
         slug = normalize_symbol(symbol).lower() if symbol else None
         table = Table(title=f"model store {get_settings().bentoml_home}")
         for col in ("tag", "stage", "features", "target", "MAE", "ratio", "beats naive", "created"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col == "tag")
         for model in sorted(bentoml_module().models.list(), key=lambda m: m.info.creation_time):
             labels, meta = model.info.labels, model.info.metadata
             if not model.tag.name.startswith("candlecast-") or (
@@ -226,7 +226,8 @@ def list_models(
                 str(meta.get("beats_persistence", "?")),
                 model.info.creation_time.strftime("%Y-%m-%d %H:%M"),
             )
-        out.print(table)
+        # Piped output (logs, CI) would be squeezed to 80 columns and truncate the tags.
+        (out if out.is_terminal else Console(width=140)).print(table)
 
 
 @app.command("export")
