@@ -9,6 +9,7 @@ message, never a traceback.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-out = Console()
+# Piped output (logs, CI, files) keeps whole table cells instead of 80 squeezed columns.
+out = Console() if sys.stdout.isatty() else Console(width=140)
 err = Console(stderr=True)
 
 SYMBOL_HELP = "Coinbase product id, e.g. BTC-USD."

@@ -29,7 +29,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-out = Console()
+# Piped output (logs, CI, files) keeps whole table cells instead of 80 squeezed columns.
+out = Console() if sys.stdout.isatty() else Console(width=140)
 err = Console(stderr=True)
 
 SYMBOL = typer.Option(..., "--symbol", "-s", help="Coinbase product id, e.g. BTC-USD.")
@@ -227,7 +228,7 @@ def list_models(
                 model.info.creation_time.strftime("%Y-%m-%d %H:%M"),
             )
         # Piped output (logs, CI) would be squeezed to 80 columns and truncate the tags.
-        (out if out.is_terminal else Console(width=140)).print(table)
+        out.print(table)
 
 
 @app.command("export")
