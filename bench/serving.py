@@ -7,10 +7,11 @@ model, no HTTP) timed in the same run. Layouts compared:
 - ``split``:  PricePredictor + LassoModel + CNNModel as three processes (HTTP hop per call)
 - ``fused``:  the model services inside the API process (``bentoml serve --development``)
 - ``*-2w``:   the same with two PricePredictor worker processes
+- ``split-2w2m``: two PricePredictor workers and two workers per model service
 
-Uses CANDLECAST_HOME if it has materialized features and champions (after
-``make demo``); otherwise builds a temporary home from ../shared/data with tiny
-contract models, so the figures measure serving, not model quality.
+Always builds a temporary home: the real BTC-USD 2024 features from ../shared/data,
+a random-weight Lasso pipeline and the reference CNN architecture, so the figures
+measure serving (not model quality) and do not depend on what ./data holds.
 """
 
 from __future__ import annotations
@@ -41,25 +42,15 @@ CONCURRENT_SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 
 
 def prepare_home() -> str:
-    """A CANDLECAST_HOME with features and champions; builds a temporary one if needed."""
-    from ingestion.settings import get_settings, reset_settings
+    """A temporary CANDLECAST_HOME/BENTOML_HOME with features and champions."""
+    from ingestion.settings import reset_settings
 
-    settings = get_settings()
-    settings.export_env()
-    if (settings.feast_dir / "registry.db").exists() and _has_champions():
-        return f"{settings.home} (trained champions)"
     root = Path(tempfile.mkdtemp(prefix="candlecast-bench-"))
     os.environ["CANDLECAST_HOME"] = str(root / "home")
     os.environ["BENTOML_HOME"] = str(root / "bentoml")
     reset_settings()
     _build_temporary_home(root / "home")
     return f"{root} (temporary: real BTC features, random-weight Lasso, reference CNN)"
-
-
-def _has_champions() -> bool:
-    from bentos.registry import SERVED_FAMILIES, find_champion
-
-    return all(find_champion(f, "BTC-USD") for f in SERVED_FAMILIES)
 
 
 def _build_temporary_home(home: Path) -> None:

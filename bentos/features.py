@@ -7,6 +7,7 @@ trained with. Event timestamps are candle close times (UTC).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +36,7 @@ class FeatureSource:
     here), three times the cost of the online read itself.
     """
 
-    def __init__(self, store: Any = None) -> None:
+    def __init__(self, store: Any = None, cache_seconds: float | None = None) -> None:
         from ingestion import feast_store
         from ingestion.feature_dataset import FeatureDataset
         from ingestion.settings import get_settings
@@ -43,6 +44,10 @@ class FeatureSource:
         self.feast = feast_store
         self.store = store if store is not None else feast_store.get_store()
         self.dataset = FeatureDataset(get_settings().features_dir)
+        if cache_seconds is None:
+            cache_seconds = get_settings().feature_cache_seconds
+        self.cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, str | None], tuple[float, tuple[FeatureRow, FeatureRow]]] = {}
         self._services: dict[str, Any] = {}
         self._price_refs: list[str] | None = None
         self._live_refs: dict[str, list[str]] = {}
@@ -72,6 +77,21 @@ class FeatureSource:
         ]
 
     def live(self, symbol: str, service: str | None) -> tuple[FeatureRow, FeatureRow]:
+        """(prices, model features) of the latest candle, reused for ``cache_seconds``.
+
+        Features change once an hour; one online read (~1 ms, most of a request's own
+        work) per symbol and service per second serves any request rate. A failed read
+        is not cached. Each row keeps its event timestamp, so age and staleness stay exact.
+        """
+        key, now = (symbol, service), time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.cache_seconds:
+            return hit[1]
+        result = self._live(symbol, service)
+        self._cache[key] = (now, result)
+        return result
+
+    def _live(self, symbol: str, service: str | None) -> tuple[FeatureRow, FeatureRow]:
         """(prices, model features) of the latest candle, in one online read.
 
         The model's columns are the refs of its FeatureService; the price refs

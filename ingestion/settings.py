@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     coinbase_backoff_base_seconds: float = 0.5
     coinbase_backoff_max_seconds: float = 30.0
     stale_after_seconds: int = 7200
+    feature_cache_seconds: float = Field(
+        default=1.0,
+        description="How long the service reuses one online feature read per symbol and "
+        "FeatureService (features change hourly; 0 reads the online store on every request).",
+    )
     feature_repo: Path = PROJECT_ROOT / "feature_repo"
     serve_symbols: str = Field(
         default="BTC-USD", description="Comma-separated symbols the prediction service serves."

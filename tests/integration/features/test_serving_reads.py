@@ -34,3 +34,26 @@ def test_a_past_hour_without_a_candle_has_no_features(home):
     assert row.values["close"] == pytest.approx(
         candles.set_index("time").loc[missing_open + H, "close"]
     )
+
+
+def test_online_reads_are_reused_for_cache_seconds_then_refreshed(home):
+    """One online read per second serves any request rate; a pushed row shows up after it."""
+    from bentos.features import FeatureSource
+    from ingestion.feature_dataset import FeatureDataset, extend_features
+
+    candles = synthetic_candles("BTC-USD", 100, seed=4, end=END)
+    store_candles = CandleStore(home / "candles")
+    store_candles.write(candles.iloc[:90])
+    compute_job(["BTC-USD"])
+    store = feast_store.apply()
+    feast_store.materialize(END - 20 * H, END, store)
+    cached, fresh = FeatureSource(store, cache_seconds=3600), FeatureSource(store, cache_seconds=0)
+    before = cached.live("BTC-USD", "price_model_v2")
+    assert before[0].as_of == candles["time"].iloc[89] + H
+
+    store_candles.write(candles.iloc[90:])
+    feast_store.push_online(
+        extend_features(store_candles, FeatureDataset(home / "features"), "BTC-USD").rows, store
+    )
+    assert cached.live("BTC-USD", "price_model_v2") is before  # within cache_seconds
+    assert fresh.live("BTC-USD", "price_model_v2")[0].as_of == END
