@@ -35,7 +35,7 @@ demo: $(STAMP) ## Run the whole pipeline offline (SOURCE=coinbase for live data)
 test: $(STAMP) ## Run the default test suite (unit + integration, not slow)
 	$(BIN)/python -m pytest -m "not slow"
 
-test-slow: $(STAMP) ## Run the slow tests (full training, load tests)
+test-slow: $(STAMP) ## Run the slow tests (16 x 1,000 load test, Feast CLI flow as subprocesses)
 	$(BIN)/python -m pytest -m slow
 
 bench: $(STAMP) ## Run the benchmarks in bench/ (results go in BENCHMARKS.md)
