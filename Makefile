@@ -15,7 +15,7 @@ export FEAST_USAGE := False
 DEMO_HOME ?= $(CANDLECAST_HOME)/demo-$(SOURCE)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-slow bench lint format image clean
+.PHONY: help install demo serve test test-slow bench lint format image clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ install: $(STAMP) ## Create .venv and install candlecast with dev extras
 demo: $(STAMP) ## Run the whole pipeline offline (SOURCE=coinbase for live data) and print a prediction
 	CANDLECAST_HOME=$(DEMO_HOME) BENTOML_HOME=$(DEMO_HOME)/bentoml \
 		$(BIN)/python -m deploy.demo --source $(SOURCE) --symbol $(SYMBOL)
+
+serve: $(STAMP) ## Serve the API on :3000 from CANDLECAST_HOME (train champions first; ARGS=--development for the fused layout)
+	$(BIN)/bentoml serve bentos.service:PricePredictor $(ARGS)
 
 test: $(STAMP) ## Run the default test suite (unit + integration, not slow)
 	$(BIN)/python -m pytest -m "not slow"
