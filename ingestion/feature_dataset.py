@@ -16,9 +16,7 @@ because rows after a filled gap get new lag values.
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingestion.features import FEATURE_SCHEMA, LOOKBACK_HOURS, compute_features
-from ingestion.store import CandleStore, atomic_write_parquet, normalize_symbol
+from ingestion.store import CandleStore, atomic_write_parquet, folder_lock, normalize_symbol
 
 #: Candles read before the first new row: the 24 lags plus one hour of margin.
 LOOKBACK = pd.Timedelta(hours=LOOKBACK_HOURS + 1)
@@ -77,17 +75,9 @@ class FeatureDataset:
             [("symbol", "ascending"), ("event_timestamp", "ascending")]
         ).to_pandas()
 
-    @contextmanager
-    def locked(self, symbol: str) -> Iterator[None]:
+    def locked(self, symbol: str) -> AbstractContextManager[None]:
         """Serialise extensions of one symbol: read-latest, compute, write is one step."""
-        folder = self.root / normalize_symbol(symbol)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return folder_lock(self.root / normalize_symbol(symbol))
 
     def has_row(self, symbol: str, stamp: datetime) -> bool:
         """Whether ``symbol`` has a feature row at exactly ``stamp`` (a candle closed then).

@@ -71,6 +71,22 @@ class WriteResult:
     existing: int
 
 
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder/.lock`` (created) for the block.
+
+    Serialises processes that rewrite the files of one folder; the lock dies with
+    its process, so a killed writer never leaves it held.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class CandleStore:
     """Read and atomically merge hourly candles under ``root``."""
 
@@ -159,15 +175,10 @@ class CandleStore:
         killed writer, so it is removed here.
         """
         folder = self.symbol_dir(symbol)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                for orphan in folder.glob(".*.parquet.*.tmp"):  # left by a killed writer
-                    orphan.unlink(missing_ok=True)
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with folder_lock(folder):
+            for orphan in folder.glob(".*.parquet.*.tmp"):  # left by a killed writer
+                orphan.unlink(missing_ok=True)
+            yield
 
     def _merge_month(self, symbol: str, month: str, part: pd.DataFrame) -> int:
         path = self.symbol_dir(symbol) / f"{month}.parquet"
