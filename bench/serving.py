@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -123,11 +122,11 @@ async def concurrent(url: str, model: str, clients: int, seconds: float) -> tupl
 
 
 def measure_layout(name: str, fused: bool, workers: int, options: str = "") -> list[dict]:
-    from bentos.client import serve_in_background
+    from bentos.client import free_port, serve_in_background
 
     rows = []
     env = {"BENTOML_CONFIG_OPTIONS": options} if options else None
-    with serve_in_background(_free_port(), fused=fused, api_workers=workers, env=env) as client:
+    with serve_in_background(free_port(), fused=fused, api_workers=workers, env=env) as client:
         url = f"{client.base_url}/predict"
         for model in MODELS:
             times = np.array(asyncio.run(sequential(url, model, SEQUENTIAL))) * 1000
@@ -155,12 +154,6 @@ def _format(row: dict) -> str:
         f"| {row['layout']:<10} | {row['model']:<5} | {row['p50_ms']:6.2f} | {row['p99_ms']:6.2f} "
         f"| {row['rps']:6.0f} | {row['errors']:>6} | {'yes' if ok else 'no':<4} |"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(layouts: list[str] | None = None) -> list[dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,13 @@ class CandlecastClient:
         if response.status_code >= 400:
             raise from_response(response.status_code, body)
         return body
+
+
+def free_port() -> int:
+    """An unused loopback port, so a server started here never collides with another."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @contextmanager

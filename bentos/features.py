@@ -41,12 +41,13 @@ class FeatureSource:
         from ingestion.feature_dataset import FeatureDataset
         from ingestion.settings import get_settings
 
+        settings = get_settings()
         self.feast = feast_store
         self.store = store if store is not None else feast_store.get_store()
-        self.dataset = FeatureDataset(get_settings().features_dir)
-        if cache_seconds is None:
-            cache_seconds = get_settings().feature_cache_seconds
-        self.cache_seconds = cache_seconds
+        self.dataset = FeatureDataset(settings.features_dir)
+        self.cache_seconds = (
+            settings.feature_cache_seconds if cache_seconds is None else cache_seconds
+        )
         self._cache: dict[tuple[str, str | None], tuple[float, tuple[FeatureRow, FeatureRow]]] = {}
         self._services: dict[str, Any] = {}
         self._price_refs: list[str] | None = None

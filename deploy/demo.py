@@ -9,7 +9,6 @@ needs no network; ``--source coinbase`` backfills live Coinbase candles instead.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -63,16 +62,9 @@ def run_step(title: str, args: list[str]) -> None:
     console.print(f"[green]done in {time.perf_counter() - started:.1f} s")
 
 
-def free_port() -> int:
-    """An unused loopback port, so the demo never collides with a running server."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve_and_predict(symbol: str) -> None:
     """Start the BentoML service, ask it for a forecast by every model, stop it."""
-    from bentos.client import serve_in_background
+    from bentos.client import free_port, serve_in_background
 
     console.rule("[bold]serve and predict")
     served = {"CANDLECAST_SERVE_SYMBOLS": symbol}  # the service loads this symbol's champions

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -23,18 +22,13 @@ from bentos.client import (
     FeaturesUnavailable,
     UnknownModel,
     UnknownSymbol,
+    free_port,
     serve_in_background,
 )
 from tests.fakes.serving import register_cnn, register_lasso
 
 pytestmark = [pytest.mark.integration, pytest.mark.data]
 SYMBOLS = "BTC-USD,ETH-USD"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
