@@ -30,10 +30,10 @@ install: $(STAMP) ## Create .venv and install candlecast with dev extras
 
 demo: $(STAMP) ## Run the whole pipeline offline (SOURCE=coinbase for live data) and print a prediction
 	CANDLECAST_HOME=$(DEMO_HOME) BENTOML_HOME=$(DEMO_HOME)/bentoml \
-		$(BIN)/python -m deploy.demo --source $(SOURCE) --symbol $(SYMBOL)
+		$(BIN)/candlecast demo --source $(SOURCE) --symbol $(SYMBOL)
 
 serve: $(STAMP) ## Serve the API on :3000 from CANDLECAST_HOME (train champions first; ARGS=--development for the fused layout)
-	$(BIN)/bentoml serve bentos.service:PricePredictor $(ARGS)
+	$(BIN)/candlecast serve $(ARGS)
 
 test: $(STAMP) ## Run the default test suite (unit + integration, not slow)
 	$(BIN)/python -m pytest -m "not slow"

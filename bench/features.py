@@ -8,7 +8,7 @@
 2. ``get_historical_features`` for 40,000 entity rows x 68 features
    (``price_model_v1``) over a temporary home of 4 symbols x 25,000 hours.
 3. Online read latency (p50/p99) of one symbol through
-   ``ingestion.feast_store.OnlineReader.read`` (SQLite online store, values and
+   ``candlecast.feast_store.OnlineReader.read`` (SQLite online store, values and
    event timestamps of 68 features).
 
 Sizes can be reduced with BENCH_FEATURE_SYMBOLS / BENCH_FEATURE_HOURS.
@@ -114,7 +114,7 @@ def bench_computation() -> None:
 
 
 def _temporary_home() -> Path:
-    from ingestion.settings import reset_settings
+    from candlecast.settings import reset_settings
 
     root = Path(tempfile.mkdtemp(prefix="candlecast-bench-features-"))
     os.environ["CANDLECAST_HOME"] = str(root)
@@ -123,9 +123,9 @@ def _temporary_home() -> Path:
 
 
 def bench_feast() -> None:
-    from ingestion import feast_store
+    from candlecast import feast_store
+    from candlecast.settings import get_settings
     from ingestion.feature_jobs import compute_job
-    from ingestion.settings import get_settings
     from ingestion.store import CandleStore
 
     previous = os.environ.get("CANDLECAST_HOME")
@@ -155,7 +155,7 @@ def bench_feast() -> None:
 
 
 def _bench_online(store, candles: pd.DataFrame) -> None:
-    from ingestion import feast_store
+    from candlecast import feast_store
 
     end = candles["time"].max() + pd.Timedelta(hours=1)
     feast_store.materialize(end - pd.Timedelta(hours=2), end, store)

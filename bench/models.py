@@ -27,9 +27,9 @@ RUNS = "price_model_v1:return,price_model_v1:price,price_model_v2:return"
 
 def prepare_home(home: Path) -> None:
     """Point CANDLECAST_HOME at ``home`` and load candles + features once."""
+    from candlecast.settings import get_settings, reset_settings
     from ingestion.csv_import import load_csv
     from ingestion.feature_jobs import compute_job
-    from ingestion.settings import get_settings, reset_settings
     from ingestion.store import CandleStore
 
     os.environ["CANDLECAST_HOME"] = str(home)

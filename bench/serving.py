@@ -42,7 +42,7 @@ CONCURRENT_SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 
 def prepare_home() -> str:
     """A temporary CANDLECAST_HOME/BENTOML_HOME with features and champions."""
-    from ingestion.settings import reset_settings
+    from candlecast.settings import reset_settings
 
     root = Path(tempfile.mkdtemp(prefix="candlecast-bench-"))
     os.environ["CANDLECAST_HOME"] = str(root / "home")
@@ -53,7 +53,7 @@ def prepare_home() -> str:
 
 
 def _build_temporary_home(home: Path) -> None:
-    from ingestion.feast_store import feature_names
+    from candlecast.feast_store import feature_names
     from tests.conftest import BTC_CSV
     from tests.fakes.serving import register_cnn, register_lasso
     from tests.integration.conftest import build_feature_home
@@ -122,7 +122,7 @@ async def concurrent(url: str, model: str, clients: int, seconds: float) -> tupl
 
 
 def measure_layout(name: str, fused: bool, workers: int, options: str = "") -> list[dict]:
-    from bentos.client import free_port, serve_in_background
+    from deploy.serve import free_port, serve_in_background
 
     rows = []
     env = {"BENTOML_CONFIG_OPTIONS": options} if options else None

@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import numpy as np
-import pandas as pd
 
 from bentos.errors import (
     BadTime,
@@ -26,21 +25,15 @@ from bentos.errors import (
     UnknownSymbol,
 )
 from bentos.features import FeatureRow
-from bentos.inference import (
-    NAIVE,
-    PAST_HOURS,
-    PRICE_FEATURE_SERVICE,
-    ModelSpec,
-    feature_row,
-    model_input,
-    naive_spec,
-    to_price,
-)
 from bentos.registry import default_model
 from bentos.runners import encode
+from candlecast import contract
+from candlecast.contract import NAIVE, ModelSpec
+from candlecast.feast_store import PAST_HOURS
+from candlecast.feast_store import PRICE_SERVICE as PRICE_FEATURE_SERVICE
+from candlecast.times import HOUR, utc
 
 RunModel = Callable[[np.ndarray], Awaitable[np.ndarray]]
-HOUR = timedelta(hours=1)
 ENTITY_COLUMNS = ("symbol", "event_timestamp")
 
 
@@ -76,7 +69,7 @@ class Predictor:
     def specs(self, symbol: str) -> dict[str, ModelSpec]:
         """Servable models for a symbol, naive included, by name."""
         found = {f: fam.specs[symbol] for f, fam in self.families.items() if symbol in fam.specs}
-        return {**found, NAIVE: naive_spec(symbol)}
+        return {**found, NAIVE: contract.naive_spec(symbol, PRICE_FEATURE_SERVICE)}
 
     def default(self, symbol: str) -> str:
         return default_model([s for n, s in self.specs(symbol).items() if n != NAIVE])
@@ -105,12 +98,11 @@ class Predictor:
         if at is None or str(at).strip().lower() in ("", "now"):
             return None
         try:
-            when = pd.Timestamp(str(at).strip())
-        except (ValueError, TypeError, OverflowError):
-            when = None
-        if when is None or pd.isna(when):
-            raise BadTime(f"Cannot read at={at!r}: use 'now' or ISO-8601, e.g. 2024-06-01T12:00Z")
-        when = when.tz_localize(UTC) if when.tzinfo is None else when.tz_convert(UTC)
+            when = utc(str(at))
+        except ValueError:
+            raise BadTime(
+                f"Cannot read at={at!r}: use 'now' or ISO-8601, e.g. 2024-06-01T12:00Z"
+            ) from None
         if when > now:
             raise BadTime(f"at={when.isoformat()} is in the future (now {now.isoformat()})")
         return when.to_pydatetime()
@@ -158,7 +150,7 @@ class Predictor:
     async def forecast(self, spec: ModelSpec, values: FeatureRow, close: float) -> float:
         if spec.family == NAIVE:
             return close
-        x = feature_row(spec, values.values)
+        x = contract.feature_vector(spec, values.values)
         if x is None:
             missing = [f for f in spec.features if values.values.get(f) is None]
             raise FeaturesUnavailable(
@@ -167,10 +159,12 @@ class Predictor:
             )
         family = self.families[spec.family]
         try:
-            raw = await family.run(family.encode(spec.symbol, model_input(spec, x[None, :])))
+            raw = await family.run(
+                family.encode(spec.symbol, contract.model_input(spec, x[None, :]))
+            )
         except Exception as exc:  # a model service failing is the server's fault, said plainly
             raise ServiceUnavailable(f"model service {spec.family} failed: {exc}") from exc
-        price = float(to_price(spec, np.asarray(raw)[:1], np.array([close]))[0])
+        price = float(contract.forecast_prices(spec, np.asarray(raw)[:1], np.array([close]))[0])
         if not math.isfinite(price):
             raise ServiceUnavailable(f"model {spec.family} returned a non-finite forecast")
         return price

@@ -1,8 +1,8 @@
-"""Find the champion of each model family in the BentoML model store, by labels.
+"""The champion of each served model family, found through the model contract.
 
-Names and labels follow the registry contract written by training (stage C):
-``candlecast-{family}-{symbol_slug}`` with labels ``stage``/``family``/``symbol``.
-Serving never imports ``training``; it reads only what the store records.
+Serving never imports ``training``: champions are read with
+``candlecast.model_store`` by the contract's names and labels, and each carries
+its :class:`~candlecast.contract.ModelSpec` (what to feed it, how to read it).
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import bentoml
 
-from bentos.inference import ModelSpec
-from ingestion.settings import get_settings
+from candlecast import model_store
+from candlecast.contract import NAIVE, ModelSpec
+from candlecast.settings import get_settings
+from candlecast.symbols import served_symbols as parse_served
 
 SERVED_FAMILIES = ("lasso", "cnn")
-TRAIN_COMMAND = "python -m training train --symbol {symbol} --models lasso,cnn"
+TRAIN_COMMAND = "candlecast train --symbol {symbol} --models lasso,cnn"
 
 
 class NoChampionError(RuntimeError):
@@ -30,41 +32,21 @@ class Champion:
 
 def served_symbols() -> list[str]:
     """Symbols from ``CANDLECAST_SERVE_SYMBOLS`` (comma-separated, upper-cased)."""
-    raw = get_settings().serve_symbols
-    return [s.strip().upper() for s in raw.split(",") if s.strip()]
-
-
-def model_name(family: str, symbol: str) -> str:
-    return f"candlecast-{family}-{symbol.lower()}"
-
-
-def find_champion(family: str, symbol: str) -> Champion | None:
-    """Newest version labelled champion for (family, symbol), or None."""
-    name = model_name(family, symbol)
-    found = [
-        m
-        for m in bentoml.models.list()
-        if m.tag.name == name and m.info.labels.get("stage") == "champion"
-    ]
-    if not found:
-        return None
-    best = max(found, key=lambda m: m.creation_time)
-    return Champion(str(best.tag), ModelSpec.from_metadata(str(best.tag), best.info.metadata))
+    return parse_served(get_settings().serve_symbols)
 
 
 def champions(family: str, symbols: list[str] | None = None) -> dict[str, Champion]:
     """Champion per served symbol; raise NoChampionError naming the command to train one."""
-    symbols = symbols or served_symbols()
     result: dict[str, Champion] = {}
-    for symbol in symbols:
-        champion = find_champion(family, symbol)
-        if champion is None:
+    for symbol in symbols or served_symbols():
+        found = model_store.champion(family, symbol)
+        if found is None:
             raise NoChampionError(
                 f"No champion '{family}' model for {symbol} in the BentoML model store "
                 f"({get_settings().bentoml_home}). Train and register one first: "
                 f"{TRAIN_COMMAND.format(symbol=symbol)}"
             )
-        result[symbol] = champion
+        result[symbol] = Champion(found.tag, found.spec)
     return result
 
 
@@ -90,7 +72,7 @@ def attach_champions(family: str):
     return decorate
 
 
-def champion_specs(service_class: type) -> dict:
+def champion_specs(service_class: type) -> dict[str, ModelSpec]:
     """Symbol -> ModelSpec of a class decorated by ``attach_champions``."""
     return {symbol: c.spec for symbol, c in service_class.champions.items()}
 
@@ -105,5 +87,5 @@ def default_model(specs: list[ModelSpec]) -> str:
     ranked = [s for s in ranked if not s.leakage_suspect]
     ranked = [s for s in ranked if s.mae_ratio_vs_persistence < 1.0]
     if not ranked:
-        return "naive"
+        return NAIVE
     return min(ranked, key=lambda s: s.mae_ratio_vs_persistence).family

@@ -1,21 +1,23 @@
-"""What the two model services (``LassoModel``, ``CNNModel``) share.
+"""The model services (``LassoModel``, ``CNNModel``): one factory, one request encoding.
 
 A request row is ``[symbol_index, x_1 .. x_n, NaN padding]``: one batchable API
 can then serve several symbols whose champions expect different widths, and
 adaptive batching may mix their rows (each group runs through its own model).
-Rows arrive already standardised (``bentos.inference.model_input``).
+Rows arrive already standardised (``candlecast.contract.model_input``) and run
+through the forward pass training scored them with (``candlecast.artifacts.forward``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
+import bentoml
 import numpy as np
 
-from bentos.inference import ModelSpec
-from bentos.registry import model_attr
-
-Predict = Callable[[np.ndarray], np.ndarray]
+from bentos.registry import attach_champions, model_attr
+from candlecast import artifacts
+from candlecast.contract import ModelSpec, Predict
 
 #: Dependency-connection settings for the model services. BentoML 1.4.39 closes the
 #: shared aiohttp session every ``max_requests`` calls (default 100) and every
@@ -37,7 +39,7 @@ RUNNER_OPTIONS = {
 
 def encode(symbol_index: int, x: np.ndarray, width: int) -> np.ndarray:
     """One request row for a model service (see module docstring)."""
-    row = np.full((1, width + 1), np.nan, dtype=np.float32)
+    row = np.full((1, width + 1), np.nan, dtype=np.float64)
     row[0, 0] = symbol_index
     row[0, 1 : 1 + x.shape[-1]] = x.reshape(-1)
     return row
@@ -45,23 +47,40 @@ def encode(symbol_index: int, x: np.ndarray, width: int) -> np.ndarray:
 
 def run_grouped(inputs: np.ndarray, models: Sequence[tuple[ModelSpec, Predict]]) -> np.ndarray:
     """Run each row through the model of its symbol index; outputs keep row order."""
-    inputs = np.asarray(inputs, dtype=np.float32)
-    out = np.full(inputs.shape[0], np.nan, dtype=np.float32)
+    inputs = np.asarray(inputs, dtype=np.float64)
+    out = np.full(inputs.shape[0], np.nan, dtype=np.float64)
     index = inputs[:, 0].astype(np.int64)
     for i, (spec, predict) in enumerate(models):
         mask = index == i
         if mask.any():
             x = inputs[mask, 1 : 1 + len(spec.features)]
-            out[mask] = np.asarray(predict(x), dtype=np.float32).reshape(-1)
+            out[mask] = np.asarray(predict(x), dtype=np.float64).reshape(-1)
     return out
 
 
-def load_champions(service: object, load: Callable[[object, ModelSpec], Predict]) -> list:
-    """``[(spec, predict)]`` in served-symbol order for a class built by ``attach_champions``.
+def load_champions(service: object) -> list[tuple[ModelSpec, Predict]]:
+    """``[(spec, forward)]`` in served-symbol order for a class built by ``attach_champions``."""
+    loaded = []
+    for symbol, champion in service.champions.items():
+        stored = getattr(service, model_attr(symbol))  # the packed bentoml Model
+        estimator = artifacts.load(champion.spec.family, Path(stored.path))
+        forward = artifacts.forward(champion.spec.family, estimator, len(champion.spec.features))
+        loaded.append((champion.spec, forward))
+    return loaded
 
-    ``load(stored_model, spec)`` turns the stored model (``.path_of(file)``) into a predict.
-    """
-    return [
-        (champion.spec, load(getattr(service, model_attr(symbol)), champion.spec))
-        for symbol, champion in service.champions.items()
-    ]
+
+def model_service(family: str, name: str) -> type:
+    """A BentoML service serving ``family``'s champion of every served symbol."""
+
+    class ModelService:
+        def __init__(self) -> None:
+            self.models = load_champions(self)
+
+        @bentoml.api(**BATCHING)
+        def predict(self, inputs: np.ndarray) -> np.ndarray:
+            """Raw model outputs for encoded rows (``bentos.runners.encode``)."""
+            return run_grouped(inputs, self.models)
+
+    ModelService.__name__ = ModelService.__qualname__ = name
+    ModelService.__doc__ = f"Loads each served symbol's {family} champion once."
+    return bentoml.service(name=name, **RUNNER_OPTIONS)(attach_champions(family)(ModelService))

@@ -10,6 +10,7 @@ Every error is a JSON body from ``bentos.errors`` with its own status code.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -26,8 +27,10 @@ from bentos.features import FeatureSource
 from bentos.lasso_service import LassoModel
 from bentos.predictor import Predictor, ServedFamily
 from bentos.registry import champion_specs, served_symbols
-from ingestion.settings import get_settings
+from candlecast import logs
+from candlecast.settings import get_settings
 
+log = logging.getLogger(__name__)
 http = FastAPI(title="candlecast", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -38,8 +41,27 @@ class PredictRequest(BaseModel):
 
 
 @http.exception_handler(CandlecastError)
-async def _candlecast_error(_: Request, exc: CandlecastError) -> JSONResponse:
+async def _candlecast_error(request: Request, exc: CandlecastError) -> JSONResponse:
+    if exc.status >= 500:  # the server's fault: never silent
+        cause = exc.__cause__
+        log.error(
+            "%s %s -> %d %s: %s%s",
+            request.method,
+            request.url.path,
+            exc.status,
+            exc.code,
+            exc.message,
+            f" (cause: {type(cause).__name__}: {cause})" if cause else "",
+        )
     return JSONResponse(exc.to_body(), status_code=exc.status)
+
+
+@http.exception_handler(Exception)
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback, answered as a JSON 500 rather than a bare page."""
+    log.exception("%s %s -> 500: unexpected %s", request.method, request.url.path, exc)
+    body = {"error": "internal_error", "message": f"internal error: {type(exc).__name__}"}
+    return JSONResponse(body, status_code=500)
 
 
 @http.exception_handler(RequestValidationError)
@@ -65,6 +87,7 @@ class PricePredictor:
     cnn = bentoml.depends(CNNModel)
 
     def __init__(self) -> None:
+        logs.configure()
         settings = get_settings()
         settings.export_env()
         families = {

@@ -1,6 +1,6 @@
 """Deployer configuration, read from ``CANDLECAST_DEPLOY_*`` environment variables.
 
-Kept apart from ``ingestion.settings`` on purpose: the deployer runs on the Pi host with the
+Kept apart from ``candlecast.settings`` on purpose: the deployer runs on the Pi host with the
 system Python (no pydantic), and its secret must never be part of a settings object that other
 stages print or dump.
 """

@@ -1,10 +1,12 @@
-"""``make demo``: the whole pipeline on one machine, ending in a printed prediction.
+"""``candlecast demo`` (``make demo``): the whole pipeline, ending in a printed prediction.
 
-It runs the same documented commands a user would (so the README cannot drift
-from what works): candles → features + Feast online store → training and
-registry → ``bentoml serve`` → one call through the Python client.
+It runs the same documented ``candlecast`` commands a user would (so the README
+cannot drift from what works): candles → features + Feast online store →
+training and registry → ``bentoml serve`` → one call through the Python client.
 The default source is the bundled deterministic synthetic market, so the demo
 needs no network; ``--source coinbase`` backfills live Coinbase candles instead.
+It sits with the other ways of running candlecast (``deploy.serve``, the image),
+above every stage it drives.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-app = typer.Typer(add_completion=False, help=__doc__)
+#: Each step runs the console script with this interpreter (``python -m candlecast``).
+CLI = ["-m", "candlecast"]
 
 DEMO_HOURS = 2400
 DEMO_MODELS = "lasso,cnn"
@@ -28,10 +31,10 @@ DEMO_MODELS = "lasso,cnn"
 def candle_command(source: str, symbol: str) -> list[str]:
     """The ingestion command that fills the candle store for ``source``."""
     if source == "sample":
-        return ["-m", "ingestion", "sample", "--symbol", symbol, "--hours", str(DEMO_HOURS)]
+        return [*CLI, "sample", "--symbol", symbol, "--hours", str(DEMO_HOURS)]
     if source == "coinbase":
         start = (datetime.now(UTC) - timedelta(hours=DEMO_HOURS)).strftime("%Y-%m-%dT%H:00")
-        return ["-m", "ingestion", "backfill", "--symbol", symbol, "--start", start]
+        return [*CLI, "backfill", "--symbol", symbol, "--start", start]
     raise typer.BadParameter(f"unknown source {source!r}: choose sample or coinbase")
 
 
@@ -39,21 +42,21 @@ def pipeline(source: str, symbol: str) -> list[tuple[str, list[str]]]:
     """The demo's steps, each a titled ``python`` argument list."""
     return [
         (f"candles ({source})", candle_command(source, symbol)),
-        ("candle store status", ["-m", "ingestion", "status"]),
+        ("candle store status", [*CLI, "status"]),
         (
             "features → offline parquet → Feast online store",
-            ["-m", "ingestion", "features", "--symbol", symbol, "--materialize"],
+            [*CLI, "features", "--symbol", symbol, "--materialize"],
         ),
         (
             "train, evaluate walk-forward, register",
-            ["-m", "training", "train", "--symbol", symbol, "--models", DEMO_MODELS],
+            [*CLI, "train", "--symbol", symbol, "--models", DEMO_MODELS],
         ),
     ]
 
 
 def run_step(title: str, args: list[str]) -> None:
     console.rule(f"[bold]{title}")
-    console.print(f"$ python {' '.join(args)}", style="dim")
+    console.print(f"$ candlecast {' '.join(args[len(CLI) :])}", style="dim")
     started = time.perf_counter()
     code = subprocess.call([sys.executable, *args])
     if code != 0:
@@ -64,7 +67,7 @@ def run_step(title: str, args: list[str]) -> None:
 
 def serve_and_predict(symbol: str) -> None:
     """Start the BentoML service, ask it for a forecast by every model, stop it."""
-    from bentos.client import free_port, serve_in_background
+    from deploy.serve import free_port, serve_in_background
 
     console.rule("[bold]serve and predict")
     served = {"CANDLECAST_SERVE_SYMBOLS": symbol}  # the service loads this symbol's champions
@@ -99,13 +102,9 @@ def prediction_table(predictions: list, default_model: str) -> Table:
     return table
 
 
-@app.command()
-def main(
-    source: str = typer.Option("sample", help="sample (offline, synthetic) or coinbase (live)."),
-    symbol: str = typer.Option("BTC-USD", help="Coinbase product id."),
-) -> None:
+def run(source: str = "sample", symbol: str = "BTC-USD") -> None:
     """Run every stage of candlecast and print one prediction."""
-    from ingestion.settings import get_settings
+    from candlecast.settings import get_settings
 
     for title, args in pipeline(source, symbol):
         run_step(title, args)
@@ -115,7 +114,3 @@ def main(
         f"State is in {home}. To explore it: export CANDLECAST_HOME={home} "
         f"BENTOML_HOME={home / 'bentoml'}"
     )
-
-
-if __name__ == "__main__":
-    app()

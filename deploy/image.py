@@ -18,8 +18,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from candlecast.settings import PROJECT_ROOT, get_settings
 from deploy.config import REPOSITORY_PATTERN, TAG_PATTERN
-from ingestion.settings import PROJECT_ROOT, get_settings
 
 MULTI_ARCH = "linux/amd64,linux/arm64"
 BENTOML = [sys.executable, "-m", "bentoml"]

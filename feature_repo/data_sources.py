@@ -3,7 +3,7 @@
 The FileSource path is the absolute glob of ``$CANDLECAST_HOME/features/*/*.parquet``
 built from the settings, so it resolves the same from any working directory (the
 DuckDB offline store resolves relative paths against the CWD). Rows are written
-by ``python -m ingestion features`` / ``update`` (``ingestion.features``), never by
+by ``candlecast features`` / ``update`` (``ingestion.features``), never by
 Feast: pushes go to the online store only.
 """
 
@@ -12,8 +12,8 @@ import os
 from feast import FileSource, PushSource
 from feast.data_format import ParquetFormat
 
+from candlecast.settings import get_settings
 from ingestion.feature_dataset import FeatureDataset
-from ingestion.settings import get_settings
 
 if not os.path.isabs(os.environ.get("CANDLECAST_HOME", "")):
     # The bare Feast CLI chdirs into feature_repo/ and expands ${CANDLECAST_HOME} in
@@ -22,7 +22,7 @@ if not os.path.isabs(os.environ.get("CANDLECAST_HOME", "")):
     raise RuntimeError(
         "CANDLECAST_HOME must be an absolute path in the environment before Feast loads "
         "feature_repo/: run `export CANDLECAST_HOME=$PWD/data` from the project root "
-        "(python -m ingestion/training and the service set it themselves)"
+        "(the candlecast commands and the service set it themselves)"
     )
 
 price_features_source = FileSource(
@@ -36,5 +36,5 @@ price_features_source = FileSource(
 price_features_push = PushSource(
     name="price_features_push",
     batch_source=price_features_source,
-    description="Real-time rows from `python -m ingestion update`, pushed to the online store",
+    description="Real-time rows from `candlecast update`, pushed to the online store",
 )

@@ -36,7 +36,7 @@ TTL: 75 minutes. The point-in-time join takes the latest row with ``t - ttl <=
 event_timestamp <= t``; every entity time sees the candle that closed in the last hour
 (plus 15 minutes of slack for a late hourly job), never an older one, and the bounded
 window keeps the join linear. The online store does not enforce TTL: readers check
-the event timestamp (``ingestion.feast_store.online_features``).
+the event timestamp (``candlecast.feast_store.online_features``).
 """
 
 from datetime import timedelta

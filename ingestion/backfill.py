@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from candlecast.symbols import normalize_symbol
 from ingestion.coinbase import CoinbaseClient, Progress, Window, fetch_candles
 from ingestion.gaps import Gap
 from ingestion.sample import ensure_not_synthetic
-from ingestion.store import CandleStore, WriteResult, normalize_symbol
+from ingestion.store import CandleStore, WriteResult
 
 
 @dataclass(frozen=True)

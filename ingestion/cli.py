@@ -1,108 +1,53 @@
-"""Command line for the data layer: ``python -m ingestion --help``.
+"""Command line for the data layer: ``python -m ingestion --help`` (also ``candlecast``).
 
 Exit codes: 0 success, 2 bad input (dates, symbols, unknown product, bad CSV
 rows), 1 runtime failure (exchange unreachable after retries, invalid data from
-the exchange, real/synthetic conflict). Expected errors print one clear
-message, never a traceback.
+the exchange, real/synthetic conflict, a corrupt file). Expected errors print one
+clear message, never a traceback (``candlecast.cli.errors``).
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
-from ingestion.gaps import missing_hours, summarize_gaps
-from ingestion.settings import get_settings
-from ingestion.store import CandleStore, InvalidSymbolError, normalize_symbol
-
-app = typer.Typer(
-    help="Fetch, store and inspect hourly candles; compute and publish features.",
-    no_args_is_help=True,
-    add_completion=False,
+from candlecast.cli import (
+    DATE_HELP,
+    SYMBOL_HELP,
+    errors,
+    out,
+    parse_symbol,
+    parse_symbols,
+    parse_when,
+    progress,
+    stage_app,
 )
-# Piped output (logs, CI, files) keeps whole table cells instead of 80 squeezed columns.
-out = Console() if sys.stdout.isatty() else Console(width=140)
-err = Console(stderr=True)
+from candlecast.settings import get_settings
+from ingestion.cli_features import features, update
+from ingestion.gaps import missing_hours, summarize_gaps
+from ingestion.store import CandleStore
 
-SYMBOL_HELP = "Coinbase product id, e.g. BTC-USD."
-DATE_HELP = "UTC date `2024-01-01` or ISO-8601 time `2024-01-01T06:00` (offsets converted to UTC)."
-
-
-def parse_when(text: str | None) -> pd.Timestamp | None:
-    """A CLI date/time as a UTC timestamp; naive input is UTC."""
-    if text is None:
-        return None
-    try:
-        stamp = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        raise typer.BadParameter(f"{text!r} is not a date (use 2024-01-01 or ISO-8601)") from None
-    if stamp is pd.NaT:
-        raise typer.BadParameter(f"{text!r} is not a date")
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def parse_symbol(text: str) -> str:
-    try:
-        return normalize_symbol(text)
-    except InvalidSymbolError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-def _symbols(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(parse_symbol(v) for v in values))
+log = logging.getLogger(__name__)
+app = stage_app("Fetch, store and inspect hourly candles; compute and publish features.")
 
 
 def _store() -> CandleStore:
     return CandleStore(get_settings().candles_dir)
 
 
-def fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code=code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Map expected failures to a message and exit code (2 bad input, 1 runtime)."""
-    from ingestion.coinbase import CoinbaseError, UnknownSymbolError
-    from ingestion.csv_import import CsvImportError
-    from ingestion.sample import SyntheticConflictError
-    from ingestion.validate import CandleValidationError
-
-    try:
-        yield
-    except (UnknownSymbolError, CsvImportError) as exc:
-        raise fail(str(exc), 2) from None
-    except (CoinbaseError, CandleValidationError, SyntheticConflictError) as exc:
-        raise fail(str(exc), 1) from None
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("pages"),
-        TimeElapsedColumn(),
-        console=err,
-    )
-
-
 def _advance(bars: Progress, task: int) -> Callable[[int, int], None]:
-    def update(done: int, total: int) -> None:
+    def advance(done: int, total: int) -> None:
         bars.update(task, completed=done, total=total)
 
-    return update
+    return advance
 
 
 @app.command()
@@ -114,7 +59,7 @@ def backfill(
     """Fetch closed hourly candles from Coinbase into the store (idempotent, resumable)."""
     from ingestion.backfill import backfill as run_backfill
 
-    symbols, first, last = _symbols(symbol), parse_when(start), parse_when(end)
+    symbols, first, last = parse_symbols(symbol), parse_when(start), parse_when(end)
     if last is not None and last <= first:
         raise typer.BadParameter("--end must be after --start", param_hint="--end")
     if first >= pd.Timestamp.now(tz="UTC").floor("h"):
@@ -123,11 +68,11 @@ def backfill(
         )
     store, results = _store(), []
     try:
-        with _errors(), _progress() as bars:
+        with errors(), progress("pages") as bars:
             for name in symbols:
                 task = bars.add_task(name, total=None)
-                progress = _advance(bars, task)
-                results.append(run_backfill(store, name, first, last, progress=progress))
+                advance = _advance(bars, task)
+                results.append(run_backfill(store, name, first, last, progress=advance))
     finally:
         if results:  # symbols finished before a failure are stored: say so
             _print_backfill(results)
@@ -176,7 +121,7 @@ def load_csv(
     from ingestion.csv_import import load_csv as run_load_csv
 
     name = parse_symbol(symbol)
-    with _errors():
+    with errors():
         result = run_load_csv(_store(), path, name)
     out.print(
         f"{result.symbol}: {result.rows} candles read from {escape(str(path))}, "
@@ -197,7 +142,7 @@ def sample(
     from ingestion.sample import write_sample
 
     name, stop = parse_symbol(symbol), parse_when(end)
-    with _errors():
+    with errors():
         result = write_sample(_store(), name, hours, seed, stop)
     if result.replaced:
         out.print(f"replaced earlier synthetic {name} candles (seed {result.replaced.get('seed')})")
@@ -247,10 +192,5 @@ def status(
             out.print(f"{r.symbol}: {escape(summarize_gaps(r.gaps))}", soft_wrap=True)
 
 
-def _register_feature_commands() -> None:
-    from ingestion import cli_features
-
-    cli_features.register(app)
-
-
-_register_feature_commands()
+app.command("features")(features)
+app.command("update")(update)

@@ -1,13 +1,18 @@
-"""Feature commands (``features``, ``update``), registered onto the ingestion CLI."""
+"""Feature commands (``features``, ``update``) of the ingestion CLI, as plain functions."""
 
 from __future__ import annotations
+
+import logging
 
 import typer
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from candlecast.cli import err, errors, fail, out, parse_symbols
 from ingestion.gaps import summarize_gaps
+
+log = logging.getLogger(__name__)
 
 SYMBOL_HELP = "Coinbase product id, e.g. BTC-USD. Repeatable; default: every stored symbol."
 
@@ -24,23 +29,20 @@ def features(
     Idempotent: only rows after the latest feature row are computed (24 h look-back);
     a symbol whose older candle history changed is recomputed in full.
     """
-    from ingestion import feast_store
-    from ingestion.cli import _symbols, err, fail, out
+    from candlecast import feast_store
+    from candlecast.settings import get_settings
     from ingestion.feature_jobs import compute_job, materialize_all
-    from ingestion.settings import get_settings
     from ingestion.store import CandleStore
 
-    names = _symbols(symbol or []) or CandleStore(get_settings().candles_dir).symbols()
+    with errors():
+        names = parse_symbols(symbol) or CandleStore(get_settings().candles_dir).symbols()
     if not names:
         raise fail("no candles stored; run backfill, load-csv or sample first", 2)
     results = []
-    with Progress(*Progress.get_default_columns(), console=err, transient=True) as bars:
+    with errors(), Progress(*Progress.get_default_columns(), console=err, transient=True) as bars:
         task = bars.add_task("features", total=len(names))
         for name in names:
-            try:
-                results += compute_job([name], full=full)
-            except LookupError as exc:
-                raise fail(str(exc), 2) from None
+            results += compute_job([name], full=full)
             bars.advance(task)
     table = Table(title="features")
     for column in ["symbol", "new rows", "mode"]:
@@ -49,8 +51,9 @@ def features(
         table.add_row(r.symbol, str(r.count), "full" if r.full else "incremental")
     out.print(table)
     if materialize:
-        feast_store.apply()
-        window = materialize_all(_symbols(symbol or []) or None)
+        with errors():
+            feast_store.apply()
+            window = materialize_all(parse_symbols(symbol) or None)
         if window:
             out.print(f"materialized {window[0]:%Y-%m-%d %H:%M} .. {window[1]:%Y-%m-%d %H:%M} UTC")
 
@@ -64,14 +67,10 @@ def update(
     Applies the Feast repo itself when it has not been applied. Without --symbol: every
     stored symbol, or CANDLECAST_SERVE_SYMBOLS on an empty store (the last day is fetched).
     """
-    from ingestion.cli import _errors, _symbols, fail, out
     from ingestion.feature_jobs import update_job
 
-    try:
-        with _errors():
-            results = update_job(_symbols(symbol or []) or None)
-    except LookupError as exc:
-        raise fail(str(exc), 2) from None
+    with errors():
+        results = update_job(parse_symbols(symbol) or None)
     table = Table(title="update")
     for column in ["symbol", "fetched", "new", "feature rows", "latest close (UTC)", "age", "s"]:
         table.add_column(column)
@@ -95,9 +94,3 @@ def update(
             f"{escape(summarize_gaps(r.gaps))} in the fetched window (reported, not filled)",
             soft_wrap=True,
         )
-
-
-def register(app: typer.Typer) -> None:
-    """Attach the feature commands to ``app``."""
-    app.command("features")(features)
-    app.command("update")(update)

@@ -31,11 +31,13 @@ from dataclasses import dataclass
 import pandas as pd
 import requests
 
+from candlecast.errors import BadInput, Failure
+from candlecast.settings import get_settings
+from candlecast.symbols import normalize_symbol
+from candlecast.times import HOUR
 from ingestion.gaps import Gap, find_gaps
-from ingestion.settings import get_settings
-from ingestion.store import CANDLE_COLUMNS, empty_candles, normalize_symbol, to_candle_frame
+from ingestion.store import CANDLE_COLUMNS, empty_candles, to_candle_frame
 from ingestion.validate import (
-    HOUR,
     CandleValidationError,
     describe_time,
     last_closed_end,
@@ -57,11 +59,11 @@ _TRANSIENT_ERRORS = (
 Progress = Callable[[int, int], None]
 
 
-class CoinbaseError(RuntimeError):
+class CoinbaseError(Failure, RuntimeError):
     """The exchange could not deliver candles (after retries, or a rejected request)."""
 
 
-class UnknownSymbolError(CoinbaseError):
+class UnknownSymbolError(BadInput, CoinbaseError):
     """The exchange has no such product (HTTP 404)."""
 
 

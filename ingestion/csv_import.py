@@ -14,17 +14,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from candlecast.errors import BadInput
+from candlecast.symbols import normalize_symbol
+from candlecast.times import utc_now
 from ingestion.coinbase import COINBASE_FIELDS
 from ingestion.gaps import Gap, find_gaps
 from ingestion.sample import ensure_not_synthetic
-from ingestion.store import CANDLE_COLUMNS, CandleStore, WriteResult, normalize_symbol
-from ingestion.validate import describe_time, row_problems, utc_now
+from ingestion.store import CANDLE_COLUMNS, CandleStore, WriteResult
+from ingestion.validate import describe_time, row_problems
 
 CSV_COLUMNS = COINBASE_FIELDS
 MAX_LISTED = 10
 
 
-class CsvImportError(ValueError):
+class CsvImportError(BadInput, ValueError):
     """The file cannot be imported; the message lists file, line numbers and reasons."""
 
 

@@ -27,8 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from candlecast.symbols import normalize_symbol
 from ingestion.features import FEATURE_SCHEMA, LOOKBACK_HOURS, compute_features
-from ingestion.store import CandleStore, atomic_write_parquet, folder_lock, normalize_symbol
+from ingestion.store import CandleStore, atomic_write_parquet, folder_lock
 
 #: Candles read before the first new row: the 24 lags plus one hour of margin.
 LOOKBACK = pd.Timedelta(hours=LOOKBACK_HOURS + 1)

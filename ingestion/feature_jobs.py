@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from candlecast.settings import get_settings
+from candlecast.symbols import normalize_symbol
+from candlecast.times import HOUR
 from ingestion.feature_dataset import ExtendResult, FeatureDataset, extend_features
 from ingestion.features import LOOKBACK_HOURS
 from ingestion.gaps import Gap
-from ingestion.settings import get_settings
-from ingestion.store import CandleStore, normalize_symbol
+from ingestion.store import CandleStore
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
     from ingestion.coinbase import CoinbaseClient
-
-HOUR = pd.Timedelta(hours=1)
 
 
 def _stores() -> tuple[CandleStore, FeatureDataset]:
@@ -46,7 +46,7 @@ def compute_job(symbols: list[str] | None = None, full: bool = False) -> list[Ex
 
 def materialize_all(symbols: list[str] | None = None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """Materialize the whole event-time range of the dataset (first row .. last row)."""
-    from ingestion import feast_store
+    from candlecast import feast_store
 
     dataset = FeatureDataset(get_settings().features_dir)
     names = [normalize_symbol(s) for s in symbols] if symbols else None
@@ -87,7 +87,7 @@ def update_job(
     (CANDLECAST_SERVE_SYMBOLS), so a fresh volume on the Pi seeds itself from the last
     day of candles on the job's first run instead of failing every hour.
     """
-    from ingestion import feast_store
+    from candlecast import feast_store
 
     candles, dataset = _stores()
     names = [normalize_symbol(s) for s in symbols] if symbols else candles.symbols()
@@ -108,7 +108,7 @@ def _update_one(
     client: CoinbaseClient | None,
 ) -> UpdateResult:
     """Fetch after the last stored candle (or the last 25 h for a new symbol), then publish."""
-    from ingestion import feast_store
+    from candlecast import feast_store
     from ingestion.coinbase import fetch_candles
     from ingestion.sample import ensure_not_synthetic
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ingestion.validate import HOUR, describe_time
+from candlecast.times import HOUR
+from ingestion.validate import describe_time
 
 
 @dataclass(frozen=True)

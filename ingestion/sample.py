@@ -18,8 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ingestion.store import CandleStore, WriteResult, normalize_symbol
-from ingestion.validate import HOUR, describe_time, last_closed_end, validate_candles
+from candlecast.errors import Failure
+from candlecast.symbols import normalize_symbol
+from candlecast.times import HOUR
+from ingestion.store import CandleStore, WriteResult
+from ingestion.validate import describe_time, last_closed_end, validate_candles
 
 GENERATOR = "garch(1,1) student-t returns, volume ~ |return|"
 #: Hourly GARCH(1,1): long-run volatility ~0.5 %/h, persistence alpha+beta = 0.97.
@@ -27,7 +30,7 @@ OMEGA, ALPHA, BETA = 7.5e-7, 0.08, 0.89
 T_DOF = 5
 
 
-class SyntheticConflictError(ValueError):
+class SyntheticConflictError(Failure, ValueError):
     """Real and synthetic candles would be mixed under one symbol."""
 
 

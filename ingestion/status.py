@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from candlecast.times import HOUR, utc_now
 from ingestion.gaps import Gap, find_gaps
 from ingestion.store import CandleStore
-from ingestion.validate import HOUR, utc_now
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from candlecast.symbols import normalize_symbol
+from candlecast.times import utc
 
 CANDLE_COLUMNS = ["symbol", "time", "open", "high", "low", "close", "volume"]
 CANDLE_SCHEMA = pa.schema(
@@ -45,21 +47,6 @@ CANDLE_SCHEMA = pa.schema(
 )
 #: Sidecar file in a symbol folder marking its candles as generated, not real.
 SYNTHETIC_MARKER = "SYNTHETIC.json"
-_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
-
-
-class InvalidSymbolError(ValueError):
-    """A symbol that is not of the exchange's ``BASE-QUOTE`` form."""
-
-
-def normalize_symbol(symbol: str) -> str:
-    """Upper-case and check a product id such as ``btc-usd`` -> ``BTC-USD``."""
-    value = symbol.strip().upper()
-    if not _SYMBOL_RE.match(value):
-        raise InvalidSymbolError(
-            f"invalid symbol {symbol!r}: expected a Coinbase product id like BTC-USD"
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -123,10 +110,10 @@ class CandleStore:
         where, params = ["TRUE"], []
         if start is not None:
             where.append("time >= ?")
-            params.append(_utc(start).to_pydatetime())
+            params.append(utc(start).to_pydatetime())
         if end is not None:
             where.append("time < ?")
-            params.append(_utc(end).to_pydatetime())
+            params.append(utc(end).to_pydatetime())
         sql = (
             f"SELECT {', '.join(CANDLE_COLUMNS)} FROM read_parquet(?, hive_partitioning=false) "
             f"WHERE {' AND '.join(where)} ORDER BY symbol, time"
@@ -239,8 +226,3 @@ def _arrow_table(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     """A relation as an Arrow table across DuckDB versions (2.x renamed ``arrow()``)."""
     fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
     return fetch()
-
-
-def _utc(value: datetime | pd.Timestamp) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

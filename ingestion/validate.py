@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-HOUR = pd.Timedelta(hours=1)
+from candlecast.errors import Failure
+from candlecast.times import HOUR, utc_now
+
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 NUMBER_COLUMNS = [*PRICE_COLUMNS, "volume"]
 
 
-class CandleValidationError(ValueError):
+class CandleValidationError(Failure, ValueError):
     """A candle that must not be stored; the message names symbol, time and reason."""
 
 
@@ -61,10 +63,6 @@ def validate_candles(frame: pd.DataFrame, now: pd.Timestamp | None = None) -> pd
 def describe_time(value: pd.Timestamp) -> str:
     """ISO-8601 UTC text used in every message about a candle."""
     return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
 
 
 def last_closed_end(now: pd.Timestamp | None = None) -> pd.Timestamp:

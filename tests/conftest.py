@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.settings import PROJECT_ROOT, get_settings, reset_settings
+from candlecast.settings import PROJECT_ROOT, get_settings, reset_settings
 
 pytest_plugins = ["tests.fakes.coinbase"]
 

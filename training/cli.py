@@ -7,64 +7,32 @@ never a traceback.
 
 from __future__ import annotations
 
-import sys
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+import logging
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ingestion.settings import get_settings
-from ingestion.store import InvalidSymbolError, normalize_symbol
-from training.dataset import TARGETS, DatasetError, check_target, load_dataset
-from training.models import FAMILIES, FitConfig, check_family
+from candlecast.cli import errors, out, progress, stage_app
+from candlecast.contract import FAMILIES, TARGETS, check_family, check_target
+from candlecast.feast_store import DEFAULT_SERVICE
+from candlecast.settings import get_settings
+from candlecast.symbols import normalize_symbol
+from training.dataset import load_dataset
+from training.models import FitConfig
 
-app = typer.Typer(
-    help="Train, backtest and register hourly price forecasters against the persistence floor.",
-    no_args_is_help=True,
-    add_completion=False,
+log = logging.getLogger(__name__)
+app = stage_app(
+    "Train, backtest and register hourly price forecasters against the persistence floor."
 )
-# Piped output (logs, CI, files) keeps whole table cells instead of 80 squeezed columns.
-out = Console() if sys.stdout.isatty() else Console(width=140)
-err = Console(stderr=True)
 
 SYMBOL = typer.Option(..., "--symbol", "-s", help="Coinbase product id, e.g. BTC-USD.")
 MODELS = typer.Option(",".join(FAMILIES), "--models", "-m", help="Comma-separated families.")
-SERVICE = typer.Option("price_model_v2", "--feature-service", "-f", help="Feast FeatureService.")
+SERVICE = typer.Option(DEFAULT_SERVICE, "--feature-service", "-f", help="Feast FeatureService.")
 TARGET = typer.Option(
     "return", "--target", "-t", help="return: next-hour log return; price: next-hour close."
 )
 EPOCHS = typer.Option(FitConfig.max_epochs, "--max-epochs", help="Keras epoch cap (early stopped).")
-
-
-@contextmanager
-def errors() -> Iterator[None]:
-    """Expected failures become one message and an exit code (2 input/data, 1 runtime)."""
-    try:
-        yield
-    except (DatasetError, InvalidSymbolError, ValueError, FileNotFoundError) as exc:
-        _fail(exc, 2)
-    except Exception as exc:
-        bento_errors = sys.modules.get("bentoml.exceptions")  # loaded only if BentoML ran
-        if bento_errors and isinstance(exc, bento_errors.BentoMLException):
-            _fail(exc, 2)  # unknown tag, model already imported, bad file
-        raise
-
-
-def _fail(exc: Exception, code: int) -> None:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
-    raise typer.Exit(code=code) from None
-
-
-@app.callback()
-def _quiet() -> None:
-    """Hide third-party deprecation chatter (Feast's ibis backend) from the CLI output."""
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def parse_models(text: str) -> list[str]:
@@ -72,17 +40,6 @@ def parse_models(text: str) -> list[str]:
     if not names:
         raise ValueError("no model family given")
     return list(dict.fromkeys(check_family(n) for n in names))
-
-
-def fold_progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
 
 
 @app.command()
@@ -106,7 +63,7 @@ def train(
         data = load_dataset(normalize_symbol(symbol), feature_service, check_target(target))
         end, start = eval_period(data, cut, test_start)
         n_folds = len(weekly_folds(start, end))
-        with fold_progress() as bar:
+        with progress("folds") as bar:
             for family in families:
                 task = bar.add_task(f"{family}: walk-forward", total=n_folds + 1)
                 outcome = train_family(
@@ -155,7 +112,7 @@ def backtest(
         data = load_dataset(normalize_symbol(symbol), feature_service, check_target(target))
         start, end = utc(test_start), utc(test_end) if test_end else data_end(data)
         total = len(weekly_folds(start, end)) * len(families)
-        with fold_progress() as bar:
+        with progress("folds") as bar:
             task = bar.add_task("walk-forward", total=total)
 
             def step(family: str, fold) -> None:
@@ -203,31 +160,25 @@ def list_models(
     symbol: str = typer.Option(None, "--symbol", "-s", help="Only this symbol."),
 ) -> None:
     """List registered versions with stage, target and walk-forward ratio vs persistence."""
-    from training.registry import bentoml_module
+    from candlecast import model_store
 
     with errors():
-        slug = normalize_symbol(symbol).lower() if symbol else None
+        found = model_store.all_models(normalize_symbol(symbol) if symbol else None)
         table = Table(title=f"model store {get_settings().bentoml_home}")
         for col in ("tag", "stage", "features", "target", "MAE", "ratio", "beats naive", "created"):
             table.add_column(col, no_wrap=col == "tag")
-        for model in sorted(bentoml_module().models.list(), key=lambda m: m.info.creation_time):
-            labels, meta = model.info.labels, model.info.metadata
-            if not model.tag.name.startswith("candlecast-") or (
-                slug and labels.get("symbol") != slug
-            ):
-                continue
-            metrics = meta.get("metrics", {})
+        for model in found:
+            spec, metrics = model.spec, model.spec.metrics
             table.add_row(
-                str(model.tag),
-                labels.get("stage", "?"),
-                str(meta.get("feature_service", "?")),
-                str(meta.get("target", "?")),
+                model.tag,
+                model.stage or "?",
+                spec.feature_service,
+                spec.target,
                 f"{metrics.get('mae', float('nan')):.2f}",
                 f"{metrics.get('mae_ratio_vs_persistence', float('nan')):.4f}",
-                str(meta.get("beats_persistence", "?")),
-                model.info.creation_time.strftime("%Y-%m-%d %H:%M"),
+                str("?" if spec.beats_persistence is None else spec.beats_persistence),
+                model.created.strftime("%Y-%m-%d %H:%M"),
             )
-        # Piped output (logs, CI) would be squeezed to 80 columns and truncate the tags.
         out.print(table)
 
 
@@ -252,4 +203,4 @@ def import_model(path: Path = typer.Argument(..., help="A .bentomodel file.")) -
         out.print(f"imported {import_file(path)}")
 
 
-__all__ = ["TARGETS", "app"]
+__all__ = ["TARGETS", "app", "check_target"]

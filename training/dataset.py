@@ -14,12 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-HOUR = pd.Timedelta(hours=1)
-TARGETS = ("return", "price")
+from candlecast import contract
+from candlecast.contract import TARGETS, check_target
+from candlecast.errors import BadInput
+from candlecast.times import HOUR
+
 KEYS = ["symbol", "event_timestamp"]
+__all__ = ["HOUR", "KEYS", "TARGETS", "DatasetError", "LabelledFrame", "load_dataset"]
 
 
-class DatasetError(RuntimeError):
+class DatasetError(BadInput, RuntimeError):
     """The data a command needs is missing; the message names the command that makes it."""
 
 
@@ -44,12 +48,6 @@ class LabelledFrame:
     def until(self, cut: pd.Timestamp) -> pd.DataFrame:
         """Rows whose label was known by ``cut`` (the training set of a model cut there)."""
         return self.frame[self.frame["event_timestamp"] + HOUR <= cut]
-
-
-def check_target(target: str) -> str:
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
-    return target
 
 
 def label_rows(candles: pd.DataFrame) -> pd.DataFrame:
@@ -91,18 +89,8 @@ def join_features(rows: pd.DataFrame, features: pd.DataFrame, names: list[str]) 
 
 
 def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
-    """The training target: next-hour log return, or the next-hour close itself."""
-    if check_target(target) == "return":
-        return np.log(frame["next_close"].to_numpy(float) / frame["price_now"].to_numpy(float))
-    return frame["next_close"].to_numpy(float)
-
-
-def to_price(raw: np.ndarray, close: pd.Series | np.ndarray, target: str) -> np.ndarray:
-    """Turn a model's output back into a next-hour price."""
-    raw = np.asarray(raw, dtype=float)
-    if check_target(target) == "return":
-        return np.asarray(close, dtype=float) * np.exp(raw)
-    return raw
+    """The training target of labelled rows (the contract's :func:`target_values`)."""
+    return contract.target_values(frame["next_close"], frame["price_now"], target)
 
 
 def fingerprint(frame: pd.DataFrame, features: list[str]) -> str:
@@ -118,27 +106,25 @@ def load_dataset(symbol: str, feature_service: str, target: str = "return") -> L
     Raises :class:`DatasetError` naming the command to run when candles or
     features are missing.
     """
-    from ingestion import feast_store
-    from ingestion.settings import get_settings
-    from ingestion.store import CandleStore, normalize_symbol
+    from candlecast import feast_store
+    from candlecast.settings import get_settings
+    from candlecast.symbols import normalize_symbol
+    from ingestion.store import CandleStore
 
     check_target(target)
     symbol = normalize_symbol(symbol)
-    if feature_service not in feast_store.SERVICES:
-        raise DatasetError(
-            f"unknown feature service {feature_service!r}; choose from {list(feast_store.SERVICES)}"
-        )
     candles = CandleStore(get_settings().candles_dir).read(symbol)
     if candles.empty:
         raise DatasetError(
-            f"no candles stored for {symbol}: load them first with `python -m ingestion "
-            f"backfill --symbol {symbol}` or `python -m ingestion load-csv FILE --symbol {symbol}`"
+            f"no candles stored for {symbol}: load them first with `candlecast "
+            f"backfill --symbol {symbol}` or `candlecast load-csv FILE --symbol {symbol}`"
         )
-    features_cmd = f"`python -m ingestion features --symbol {symbol}`"
+    features_cmd = f"`candlecast features --symbol {symbol}`"
     if not any(get_settings().features_dir.rglob("*.parquet")):
         raise DatasetError(f"no feature rows computed yet: run {features_cmd}")
     rows = label_rows(candles)
     store = feast_store.ensure_applied()
+    feast_store.feature_service(feature_service, store)  # an unknown name says which exist
     names = feast_store.feature_names(feature_service, store)
     features = feast_store.historical_features(rows[KEYS], feature_service, store)
     frame = join_features(rows, features, names)

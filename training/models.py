@@ -1,9 +1,10 @@
 """The four model families, each fit with selection/early stopping on a held-out tail.
 
 ``fit_model`` returns a :class:`Fitted` that predicts in target units from raw
-feature rows; the scaling it applies around Keras models is exactly what the
-registry records as ``input_mean``/``input_scale``/``output_mean``/``output_scale``
-so the service can reproduce it.
+feature rows. It predicts through the model contract (``candlecast.contract``:
+scaling in, forward pass, un-scaling out) and the shared forward pass
+(``candlecast.artifacts.forward``), exactly the path the service takes, and the
+scaling it records is what the registry stores with the model.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from typing import Any
 
 import numpy as np
 
-FAMILIES = ("lasso", "lgbm", "cnn", "lstm")
-KERAS_FAMILIES = ("cnn", "lstm")
+from candlecast import artifacts, contract
+from candlecast.contract import SEQUENCE_FAMILIES, Scaling, check_family
+
+#: Families trained with Keras (their networks read the features as a sequence).
+KERAS_FAMILIES = SEQUENCE_FAMILIES
 #: Lasso penalties tried, as multiples of the target's standard deviation.
 LASSO_ALPHAS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 
@@ -42,35 +46,19 @@ class Fitted:
 
     family: str
     estimator: Any
-    input_mean: np.ndarray | None = None
-    input_scale: np.ndarray | None = None
-    output_mean: float | None = None
-    output_scale: float | None = None
+    scaling: Scaling = field(default_factory=Scaling)
     history: dict[str, list[float]] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def sequence(self) -> bool:
-        return self.family in KERAS_FAMILIES
+    _forward: contract.Predict | None = field(default=None, repr=False, compare=False)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Target values for raw feature rows ``(n, features)``, through the contract."""
         x = np.asarray(x, dtype=float)
-        if self.input_mean is not None:
-            x = (x - self.input_mean) / self.input_scale
-        if self.sequence:
-            out = self.estimator(x[..., None].astype("float32"), training=False).numpy()
-        else:
-            out = self.estimator.predict(x)
-        out = np.asarray(out, dtype=float).ravel()
-        if self.output_mean is not None:
-            out = out * self.output_scale + self.output_mean
-        return out
-
-
-def check_family(family: str) -> str:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}: expected one of {', '.join(FAMILIES)}")
-    return family
+        if self._forward is None:
+            self._forward = artifacts.forward(self.family, self.estimator, x.shape[1])
+        return contract.to_target(
+            self.scaling, self._forward(contract.model_input(self.scaling, x))
+        )
 
 
 def fit_model(
@@ -153,8 +141,10 @@ def fit_keras(family, x_fit, y_fit, x_val, y_val, cfg: FitConfig) -> Fitted:
     scale = np.where(scale > 0, scale, 1.0)
     y_mean, y_scale = float(np.mean(y_fit)), float(np.std(y_fit)) or 1.0
 
-    def prep(x: np.ndarray) -> np.ndarray:
-        return ((x - mean) / scale)[..., None].astype("float32")
+    scaling = Scaling(mean, scale, y_mean, y_scale)
+
+    def prep(x: np.ndarray) -> np.ndarray:  # the contract's input, as a (features, 1) sequence
+        return contract.model_input(scaling, x)[..., None].astype("float32")
 
     model = build_cnn(x_fit.shape[1]) if family == "cnn" else build_lstm(x_fit.shape[1], cfg)
     stop = keras.callbacks.EarlyStopping(
@@ -171,7 +161,7 @@ def fit_keras(family, x_fit, y_fit, x_val, y_val, cfg: FitConfig) -> Fitted:
         verbose=0,
     )
     history = {k: [float(v) for v in vals] for k, vals in run.history.items()}
-    return Fitted(family, model, mean, scale, y_mean, y_scale, history=history)
+    return Fitted(family, model, scaling, history=history)
 
 
 def build_cnn(n_features: int):

@@ -1,26 +1,26 @@
-"""The BentoML model store: save versions, promote champions, export and import.
+"""Writing the BentoML model store: save versions, promote champions, export and import.
 
-Layout follows the registry contract: model ``candlecast-{family}-{symbol}``,
-labels ``stage``/``family``/``symbol``, metadata with features, target, scaling,
-training window and walk-forward metrics beside persistence. BentoML is
-imported lazily after ``export_env()`` so ``BENTOML_HOME`` defaults under
-``$CANDLECAST_HOME``.
+Names, labels and metadata are the model contract's (``candlecast.contract``);
+files are ``candlecast.artifacts``'; reads go through ``candlecast.model_store``,
+which serving uses too. A version is stored with its :class:`ModelSpec`, so the
+service feeds it and reads its output exactly as training did.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
+from candlecast import artifacts, model_store
+from candlecast.contract import CANDIDATE, CHAMPION, ModelSpec, labels, model_name
+from candlecast.model_store import bentoml_module
+from training.models import Fitted
 
-from ingestion.settings import get_settings
-from training.models import KERAS_FAMILIES, Fitted
-
-CHAMPION, CANDIDATE = "champion", "candidate"
+log = logging.getLogger(__name__)
+__all__ = ["CANDIDATE", "CHAMPION", "Decision", "bentoml_module", "decide", "register"]
 
 
 @dataclass(frozen=True)
@@ -29,39 +29,6 @@ class Decision:
 
     stage: str
     reason: str
-
-
-def bentoml_module():
-    """Import BentoML only after publishing BENTOML_HOME under the candlecast home."""
-    get_settings().export_env()
-    import bentoml
-
-    return bentoml
-
-
-def symbol_slug(symbol: str) -> str:
-    return symbol.lower()
-
-
-def model_name(family: str, symbol: str) -> str:
-    """``candlecast-cnn-btc-usd`` for family ``cnn`` and symbol ``BTC-USD``."""
-    return f"candlecast-{family}-{symbol_slug(symbol)}"
-
-
-def versions(family: str, symbol: str) -> list[Any]:
-    """Every stored version of one family and symbol, oldest first."""
-    bentoml = bentoml_module()
-    try:
-        found = bentoml.models.list(model_name(family, symbol))
-    except bentoml.exceptions.NotFound:
-        return []
-    return sorted(found, key=lambda m: m.info.creation_time)
-
-
-def champion(family: str, symbol: str) -> Any | None:
-    """The family's current champion for ``symbol``, if any."""
-    champs = [m for m in versions(family, symbol) if m.info.labels.get("stage") == CHAMPION]
-    return champs[-1] if champs else None
 
 
 def same_period(a: dict, b: dict) -> bool:
@@ -96,39 +63,27 @@ def decide(new: dict, incumbent: dict | None, incumbent_tag: str = "") -> Decisi
     )
 
 
-def register(fitted: Fitted, metadata: dict, decision: Decision) -> str:
+def register(fitted: Fitted, spec: ModelSpec, decision: Decision) -> str:
     """Save a version with its stage; a new champion demotes the previous one(s)."""
+    if fitted.family != spec.family:
+        raise ValueError(f"spec of family {spec.family!r} given for a {fitted.family!r} model")
     bentoml = bentoml_module()
-    family, symbol = metadata["family"], metadata["symbol"]
-    previous = [m for m in versions(family, symbol) if m.info.labels.get("stage") == CHAMPION]
-    labels = {"stage": decision.stage, "family": family, "symbol": symbol_slug(symbol)}
-    clean = _json_metadata(metadata)
-    with bentoml.models.create(model_name(family, symbol), labels=labels, metadata=clean) as model:
-        save_artifact(fitted, Path(model.path))
+    previous = [
+        m
+        for m in model_store.raw_versions(spec.family, spec.symbol)
+        if m.info.labels.get("stage") == CHAMPION
+    ]
+    with bentoml.models.create(
+        model_name(spec.family, spec.symbol),
+        labels=labels(spec.family, spec.symbol, decision.stage),
+        metadata=spec.to_metadata(),
+    ) as model:
+        artifacts.save(fitted.family, fitted.estimator, Path(model.path))
     if decision.stage == CHAMPION:
         for old in previous:
             set_stage(old, CANDIDATE)
+    log.info("registered %s as %s", model.tag, decision.stage)
     return str(model.tag)
-
-
-def save_artifact(fitted: Fitted, folder: Path) -> Path:
-    """``model.keras`` without optimizer state, or ``model.joblib`` for sklearn/LightGBM."""
-    if fitted.family in KERAS_FAMILIES:
-        return save_keras_without_optimizer(fitted.estimator, folder / "model.keras")
-    target = folder / "model.joblib"
-    joblib.dump(fitted.estimator, target)
-    return target
-
-
-def save_keras_without_optimizer(model: Any, target: Path) -> Path:
-    """Keras 3 stores Adam's slots in ``.keras`` (~3x size); reload uncompiled and re-save."""
-    import keras
-
-    with tempfile.TemporaryDirectory() as tmp:
-        full = Path(tmp) / "full.keras"
-        model.save(full)
-        keras.models.load_model(full, compile=False).save(target)
-    return target
 
 
 def set_stage(model: Any, stage: str) -> None:
@@ -154,40 +109,8 @@ def import_file(path: Path) -> str:
     return str(bentoml.models.import_model(str(source)).tag)
 
 
-def load_fitted(tag: str) -> tuple[Fitted, dict]:
+def load_fitted(tag: str) -> tuple[Fitted, ModelSpec]:
     """Load a stored version back into a :class:`Fitted` (used by tests and tooling)."""
-    import numpy as np
-
-    model = bentoml_module().models.get(tag)
-    meta = dict(model.info.metadata)
-    family = meta["family"]
-    if family in KERAS_FAMILIES:
-        import keras
-
-        estimator = keras.models.load_model(model.path_of("model.keras"), compile=False)
-    else:
-        estimator = joblib.load(model.path_of("model.joblib"))
-
-    def arr(key: str):
-        return np.asarray(meta[key], dtype=float) if key in meta else None
-
-    fitted = Fitted(
-        family,
-        estimator,
-        arr("input_mean"),
-        arr("input_scale"),
-        meta.get("output_mean"),
-        meta.get("output_scale"),
-    )
-    return fitted, meta
-
-
-def _json_metadata(value: Any) -> Any:
-    """BentoML metadata rejects None: drop null keys (absent means null per the contract)."""
-    if isinstance(value, dict):
-        return {k: _json_metadata(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_json_metadata(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
+    stored = model_store.get(tag)
+    estimator = artifacts.load(stored.spec.family, stored.path)
+    return Fitted(stored.spec.family, estimator, stored.spec.scaling), stored.spec

@@ -9,18 +9,23 @@ the champion's period first.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from candlecast import model_store
+from candlecast.contract import ModelSpec
+from candlecast.times import HOUR, utc
 from training import registry
 from training.backtest import score
-from training.dataset import HOUR, LabelledFrame, fingerprint
+from training.dataset import LabelledFrame, fingerprint
 from training.evaluate import METRIC_KEYS
-from training.models import KERAS_FAMILIES, FitConfig, Fitted
-from training.walkforward import Fold, WalkForwardResult, fit_on, utc, walk_forward, weekly_folds
+from training.models import FitConfig, Fitted
+from training.walkforward import Fold, WalkForwardResult, fit_on, walk_forward, weekly_folds
 
+log = logging.getLogger(__name__)
 #: Default walk-forward period of ``train``: the last four weeks before the cut.
 DEFAULT_EVAL_DAYS = 28
 
@@ -62,66 +67,71 @@ def train_family(
     on_fold: Callable[[Fold], None] | None = None,
 ) -> TrainOutcome:
     """Walk-forward over ``[test_start, cut)``, final fit on rows known by ``cut``, register."""
+    log.info("%s %s: walk-forward %s .. %s", data.symbol, family, test_start, cut)
     evaluation = walk_forward(data, family, weekly_folds(test_start, cut), cfg, on_fold)
     summary = score(evaluation)
     rows = data.until(cut)
     started = pd.Timestamp.now()
     fitted = fit_on(rows, data, family, cfg)
     final_seconds = (pd.Timestamp.now() - started).total_seconds()
-    metadata = build_metadata(data, fitted, rows, summary, cut)
-    decision = promotion(data, family, summary, cfg, metadata)
-    tag = registry.register(fitted, metadata, decision)
+    spec = build_spec(data, fitted, rows, summary, cut)
+    decision, comparison = promotion(data, family, summary, cfg)
+    spec = replace(spec, champion_comparison=comparison)
+    tag = registry.register(fitted, spec, decision)
+    m = summary["metrics"]
+    log.info(
+        "%s -> %s (%s); walk-forward MAE %.2f, ratio %.4f vs persistence; final fit %.1f s",
+        tag,
+        decision.stage,
+        decision.reason,
+        m["mae"],
+        m["mae_ratio_vs_persistence"],
+        final_seconds,
+    )
     return TrainOutcome(family, tag, decision, summary, evaluation, final_seconds)
 
 
 def promotion(
-    data: LabelledFrame, family: str, summary: dict, cfg: FitConfig, metadata: dict
-) -> registry.Decision:
-    """Apply the promotion rule, re-running the recipe on the champion's period if needed."""
-    incumbent = registry.champion(family, data.symbol)
+    data: LabelledFrame, family: str, summary: dict, cfg: FitConfig
+) -> tuple[registry.Decision, dict | None]:
+    """Apply the promotion rule, re-running the recipe on the champion's period if needed.
+
+    Returns the decision and, when the recipe was re-run, its MAE on the champion's period.
+    """
+    incumbent = model_store.champion(family, data.symbol)
     if incumbent is None:
-        return registry.decide(summary["metrics"], None)
-    theirs = dict(incumbent.info.metadata.get("metrics", {}))
-    ours = summary["metrics"]
+        return registry.decide(summary["metrics"], None), None
+    theirs = dict(incumbent.spec.metrics)
+    ours, comparison = summary["metrics"], None
     if not registry.same_period(ours, theirs):
         folds = weekly_folds(utc(theirs["period_start"]), utc(theirs["period_end"]))
         ours = score(walk_forward(data, family, folds, cfg))["metrics"]
-        metadata["champion_comparison"] = {
-            k: ours[k] for k in ("mae", "period_start", "period_end")
-        }
-    return registry.decide(ours, theirs, str(incumbent.tag))
+        comparison = {k: ours[k] for k in ("mae", "period_start", "period_end")}
+    return registry.decide(ours, theirs, incumbent.tag), comparison
 
 
-def build_metadata(
+def build_spec(
     data: LabelledFrame, fitted: Fitted, rows: pd.DataFrame, summary: dict, cut: pd.Timestamp
-) -> dict:
-    """Registry metadata per the contract (null values are omitted when stored)."""
-
-    def as_list(values) -> list[float] | None:
-        return None if values is None else [float(v) for v in values]
-
-    return {
-        "family": fitted.family,
-        "symbol": data.symbol,
-        "feature_service": data.feature_service,
-        "features": list(data.features),
-        "target": data.target,
-        "input_mean": as_list(fitted.input_mean),
-        "input_scale": as_list(fitted.input_scale),
-        "output_mean": fitted.output_mean,
-        "output_scale": fitted.output_scale,
-        "input_shape": "sequence" if fitted.family in KERAS_FAMILIES else "flat",
-        "train_start": rows["event_timestamp"].min().isoformat(),
-        "train_end": rows["event_timestamp"].max().isoformat(),
-        "cut": cut.isoformat(),
-        "n_train": len(rows),
-        "data_fingerprint": fingerprint(rows, data.features),
-        "metrics": _public(summary["metrics"]),
-        "persistence": _public(summary["persistence"]),
-        "beats_persistence": summary["beats_persistence"],
-        "leakage_suspect": summary["leakage_suspect"],
-        "fit_details": {k: float(v) for k, v in fitted.details.items()},
-    }
+) -> ModelSpec:
+    """The contract's record of a version: what it eats, its window and its evidence."""
+    return ModelSpec(
+        family=fitted.family,
+        symbol=data.symbol,
+        feature_service=data.feature_service,
+        features=tuple(data.features),
+        target=data.target,
+        scaling=fitted.scaling,
+        train_start=rows["event_timestamp"].min().isoformat(),
+        train_end=rows["event_timestamp"].max().isoformat(),
+        cut=cut.isoformat(),
+        n_train=len(rows),
+        data_fingerprint=fingerprint(rows, data.features),
+        metrics=_public(summary["metrics"]),
+        persistence=_public(summary["persistence"]),
+        beats_persistence=summary["beats_persistence"],
+        leakage_suspect=summary["leakage_suspect"],
+        fit_details={k: float(v) for k, v in fitted.details.items()},
+    )
 
 
 def _public(metrics: dict) -> dict:

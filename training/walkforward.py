@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from training.dataset import HOUR, LabelledFrame, target_values, to_price
+from candlecast.contract import to_price
+from candlecast.times import HOUR, utc
+from training.dataset import LabelledFrame, target_values
 from training.models import FitConfig, Fitted, fit_model
 
 #: Smallest training set a fold may use; fewer rows stop the run with a ValueError (exit 2).
@@ -41,12 +43,6 @@ class WalkForwardResult:
     folds: list[Fold]
     histories: list[dict[str, list[float]]] = field(default_factory=list)
     fit_seconds: float = 0.0
-
-
-def utc(value: str | pd.Timestamp) -> pd.Timestamp:
-    """Parse a date or time as UTC (naive values are taken to be UTC)."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def weekly_folds(test_start: pd.Timestamp, test_end: pd.Timestamp, days: int = 7) -> list[Fold]:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 import pytest
 
-from ingestion.settings import reset_settings
+from candlecast.settings import reset_settings
 from ingestion.store import to_candle_frame
 
 TOO_MANY = (

@@ -1,7 +1,8 @@
 """Tiny registered models and an in-memory feature source for the serving tests.
 
-Models follow the registry contract (name, labels, metadata, files) exactly as
-training writes them, but are fit on random data in well under a second.
+Models are stored through the real registry function (``training.registry.register``)
+with a :class:`~candlecast.contract.ModelSpec`, exactly as training stores them, but
+are fit on random data in well under a second. No metadata is written by hand.
 """
 
 from __future__ import annotations
@@ -9,49 +10,53 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import bentoml
-import joblib
 import numpy as np
 
 from bentos.features import FeatureRow
-from bentos.inference import PRICE_FEATURES
+from candlecast.contract import CANDIDATE, CHAMPION, ModelSpec, Scaling
+from candlecast.feast_store import PRICE_FEATURES
 
 FEATURES = ["ret_1h", "ret_4h", "vol_24h", "rsi_14"]
 LAST_CLOSE = datetime(2024, 7, 1, tzinfo=UTC)
 FIRST_CLOSE = datetime(2024, 1, 2, tzinfo=UTC)
+__all__ = ["CANDIDATE", "CHAMPION", "FakeFeatures", "register_cnn", "register_lasso", "spec"]
 
 
-def metadata(
-    family: str, symbol: str, ratio: float, features: list[str] | None = None, **extra: Any
-) -> dict[str, Any]:
-    """Contract metadata; null fields are left out (BentoML metadata rejects None)."""
-    meta = {
-        "family": family,
-        "symbol": symbol,
-        "feature_service": "price_model_v2",
-        "features": list(features or FEATURES),
-        "target": "return",
-        "input_mean": None,
-        "input_scale": None,
-        "output_mean": None,
-        "output_scale": None,
-        "input_shape": "flat",
-        "metrics": {"mae": 200.0 * ratio, "mae_ratio_vs_persistence": ratio, "n": 100},
-        "persistence": {"mae": 200.0, "mae_ratio_vs_persistence": 1.0, "n": 100},
-        "beats_persistence": ratio < 1.0,
+def spec(
+    family: str,
+    symbol: str,
+    ratio: float,
+    features: list[str] | None = None,
+    scaling: Scaling | None = None,
+    **extra: Any,
+) -> ModelSpec:
+    """A contract spec with walk-forward figures at ``ratio`` to persistence (MAE 200)."""
+    return ModelSpec(
+        family=family,
+        symbol=symbol,
+        feature_service="price_model_v2",
+        features=tuple(features or FEATURES),
+        target="return",
+        scaling=scaling or Scaling(),
+        metrics={"mae": 200.0 * ratio, "mae_ratio_vs_persistence": ratio, "n": 100},
+        persistence={"mae": 200.0, "mae_ratio_vs_persistence": 1.0, "n": 100},
+        beats_persistence=ratio < 1.0,
         **extra,
-    }
-    return {k: v for k, v in meta.items() if v is not None}
+    )
 
 
-def labels(family: str, symbol: str, stage: str = "champion") -> dict[str, str]:
-    return {"stage": stage, "family": family, "symbol": symbol.lower()}
+def _register(estimator: Any, model_spec: ModelSpec, stage: str) -> str:
+    from training.models import Fitted
+    from training.registry import Decision, register
+
+    fitted = Fitted(model_spec.family, estimator, model_spec.scaling)
+    return register(fitted, model_spec, Decision(stage, "registered by a test fake"))
 
 
 def register_lasso(
-    symbol: str = "BTC-USD", ratio: float = 0.99, stage: str = "champion", features=None
+    symbol: str = "BTC-USD", ratio: float = 0.99, stage: str = CHAMPION, features=None
 ) -> str:
-    """A scaler+Lasso Pipeline fit on random rows, saved as model.joblib."""
+    """A scaler+Lasso Pipeline fit on random rows."""
     features = list(features or FEATURES)
     from sklearn.linear_model import Lasso
     from sklearn.pipeline import make_pipeline
@@ -62,22 +67,18 @@ def register_lasso(
     y = 0.001 * x[:, 0] + rng.normal(scale=1e-4, size=200)
     # alpha ~ signal: a small coefficient, so raw real-valued features stay near zero return
     pipeline = make_pipeline(StandardScaler(), Lasso(alpha=5e-4)).fit(x, y)
-    name = f"candlecast-lasso-{symbol.lower()}"
-    meta = metadata("lasso", symbol, ratio, features)
-    with bentoml.models.create(name, labels=labels("lasso", symbol, stage), metadata=meta) as m:
-        joblib.dump(pipeline, m.path_of("model.joblib"))
-    return str(m.tag)
+    return _register(pipeline, spec("lasso", symbol, ratio, features), stage)
 
 
 def register_cnn(
     symbol: str = "BTC-USD",
     ratio: float = 1.05,
-    stage: str = "champion",
+    stage: str = CHAMPION,
     features=None,
     output_scale: float = 1e-3,
     reference: bool = False,
 ) -> str:
-    """A Conv1D net (random weights) saved as model.keras without optimizer.
+    """A Conv1D net with random weights.
 
     Small by default (fast tests); ``reference=True`` builds the real architecture
     (``training.models.build_cnn``) so benchmarks time what production serves.
@@ -100,21 +101,8 @@ def register_cnn(
                 keras.layers.Dense(1),
             ]
         )
-    meta = metadata(
-        "cnn",
-        symbol,
-        ratio,
-        features,
-        input_shape="sequence",
-        input_mean=[0.0] * n,
-        input_scale=[1.0] * n,
-        output_mean=0.0,
-        output_scale=output_scale,
-    )
-    name = f"candlecast-cnn-{symbol.lower()}"
-    with bentoml.models.create(name, labels=labels("cnn", symbol, stage), metadata=meta) as m:
-        model.save(m.path_of("model.keras"))
-    return str(m.tag)
+    scaling = Scaling(np.zeros(n), np.ones(n), 0.0, output_scale)
+    return _register(model, spec("cnn", symbol, ratio, features, scaling), stage)
 
 
 def v1_values(symbol: str = "BTC-USD", close: float = 60000.0) -> dict[str, Any]:

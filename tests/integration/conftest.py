@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.settings import reset_settings
+from candlecast.settings import reset_settings
 
 BTC = "BTC-USD"
 
@@ -18,10 +18,10 @@ def build_feature_home(root: Path, csv: Path, symbol: str = BTC) -> Path:
 
     The caller must have pointed CANDLECAST_HOME at ``root`` and reset the settings.
     """
-    from ingestion import feast_store
+    from candlecast import feast_store
+    from candlecast.settings import get_settings
     from ingestion.csv_import import load_csv
     from ingestion.feature_jobs import compute_job, materialize_all
-    from ingestion.settings import get_settings
     from ingestion.store import CandleStore
 
     load_csv(CandleStore(get_settings().candles_dir), csv, symbol)

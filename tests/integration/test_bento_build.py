@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingestion.settings import PROJECT_ROOT
+from candlecast.settings import PROJECT_ROOT
 from tests.fakes.serving import register_cnn, register_lasso
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,11 @@ def test_bento_references_and_packs_the_champions(bento):
 
 def test_bento_source_is_the_explicit_include_list(bento):
     src = bento / "src"
-    for needed in ("bentos/service.py", "feature_repo/feature_store.yaml", "ingestion/settings.py"):
+    for needed in (
+        "bentos/service.py",
+        "feature_repo/feature_store.yaml",
+        "candlecast/settings.py",
+    ):
         assert (src / needed).is_file(), needed
     assert not (src / "training").exists() and not (src / "tests").exists()
     assert "secret" not in (bento / "bento.yaml").read_text().lower()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.settings import PROJECT_ROOT
+from candlecast.settings import PROJECT_ROOT
 from tests.fakes.deploy_rig import FakeDocker
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,8 @@ from bentos.client import (
     FeaturesUnavailable,
     UnknownModel,
     UnknownSymbol,
-    free_port,
-    serve_in_background,
 )
+from deploy.serve import free_port, serve_in_background
 from tests.fakes.serving import register_cnn, register_lasso
 
 pytestmark = [pytest.mark.integration, pytest.mark.data]
@@ -33,7 +32,7 @@ SYMBOLS = "BTC-USD,ETH-USD"
 
 @pytest.fixture(scope="module")
 def registered(btc_feature_home):
-    from ingestion.feast_store import feature_names
+    from candlecast.feast_store import feature_names
 
     names = feature_names("price_model_v2")
     for symbol in SYMBOLS.split(","):
@@ -110,7 +109,7 @@ def test_error_statuses_and_messages(client):
     r = client.session.post(f"{client.base_url}/predict", json={"model": "xgb"})
     assert r.status_code == 400 and r.json()["choices"] == ["lasso", "cnn", "naive"]
     r = client.session.get(f"{client.base_url}/predict", params={"symbol": "ETH-USD"})
-    assert r.status_code == 503 and "python -m ingestion" in r.json()["message"]
+    assert r.status_code == 503 and "candlecast features" in r.json()["message"]
     with pytest.raises(BadRequest):
         client._call(
             "POST", "/predict", data=b"{oops", headers={"Content-Type": "application/json"}
@@ -158,5 +157,5 @@ def test_refuses_to_start_without_a_champion(btc_feature_home):
         serve_in_background(free_port(), env=env, startup_timeout=120),
     ):
         pass
-    assert "python -m training train --symbol BTC-USD" in str(err.value)
+    assert "candlecast train --symbol BTC-USD" in str(err.value)
     assert os.environ["BENTOML_HOME"] != env["BENTOML_HOME"]

@@ -89,7 +89,7 @@ def test_train_registers_first_versions_as_champions_lists_and_exports(
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["backtest", "--symbol", "ETH-USD", "--test-start", START], "python -m ingestion"),
+        (["backtest", "--symbol", "ETH-USD", "--test-start", START], "candlecast backfill"),
         (["train", "--symbol", "BTC-USD", "--models", "svm"], "unknown model family"),
         (["train", "--symbol", "BTC-USD", "--target", "level"], "unknown target"),
         (["train", "--symbol", "BTC", "--models", "lasso"], "invalid symbol"),

@@ -15,10 +15,10 @@ from deploy.demo import pipeline, prediction_table
 def test_demo_runs_the_documented_commands_in_order() -> None:
     steps = [args for _, args in pipeline("sample", "BTC-USD")]
     assert [a[:3] for a in steps] == [
-        ["-m", "ingestion", "sample"],
-        ["-m", "ingestion", "status"],
-        ["-m", "ingestion", "features"],
-        ["-m", "training", "train"],
+        ["-m", "candlecast", "sample"],
+        ["-m", "candlecast", "status"],
+        ["-m", "candlecast", "features"],
+        ["-m", "candlecast", "train"],
     ]
     assert "--materialize" in steps[2]
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
 from schemathesis.generation import GenerationMode
 
-from ingestion.settings import reset_settings
+from candlecast.settings import reset_settings
 from tests.fakes.serving import LAST_CLOSE, FakeFeatures, register_cnn, register_lasso
 
 SYMBOL = "FAKE-USD"

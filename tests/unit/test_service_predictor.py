@@ -17,16 +17,17 @@ from bentos.errors import (
     UnknownSymbol,
     from_response,
 )
-from bentos.inference import ModelSpec
 from bentos.predictor import Predictor, ServedFamily
 from bentos.registry import default_model
-from tests.fakes.serving import LAST_CLOSE, FakeFeatures, metadata
+from candlecast.contract import ModelSpec
+from tests.fakes.serving import LAST_CLOSE, FakeFeatures, spec
 
 NOW = LAST_CLOSE + timedelta(minutes=30)
 
 
 def specs(family: str, ratio: float) -> dict[str, ModelSpec]:
-    return {"BTC-USD": ModelSpec.from_metadata(f"{family}:v1", metadata(family, "BTC-USD", ratio))}
+    made = spec(family, "BTC-USD", ratio)
+    return {"BTC-USD": ModelSpec.from_metadata(f"{family}:v1", made.to_metadata())}
 
 
 def make(lasso=0.98, cnn=1.05, features=None, output=0.01) -> Predictor:
@@ -79,9 +80,7 @@ def test_default_model_is_best_champion_below_one_else_naive():
 
 
 def test_a_leakage_suspect_champion_is_never_the_default():
-    suspect = ModelSpec.from_metadata(
-        "cnn:v2", {**metadata("cnn", "BTC-USD", 0.80), "leakage_suspect": True}
-    )
+    suspect = spec("cnn", "BTC-USD", 0.80, leakage_suspect=True)
     honest = specs("lasso", 0.99)["BTC-USD"]
     assert default_model([suspect, honest]) == "lasso"
     assert default_model([suspect]) == "naive"

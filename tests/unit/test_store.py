@@ -8,13 +8,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from candlecast.symbols import InvalidSymbolError, normalize_symbol
 from ingestion import store as store_module
-from ingestion.store import (
-    CANDLE_SCHEMA,
-    CandleStore,
-    InvalidSymbolError,
-    normalize_symbol,
-)
+from ingestion.store import CANDLE_SCHEMA, CandleStore
 
 
 def frame(symbol: str, start: str, n: int, price: float = 100.0) -> pd.DataFrame:

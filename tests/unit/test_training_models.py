@@ -49,8 +49,8 @@ def test_keras_fit_records_scaling_and_losses() -> None:
     x = rng.normal(100, 10, (200, 8))
     y = x[:, 0] * 0.5 + 3
     fitted = fit_model("cnn", x[:160], y[:160], x[160:], y[160:], FitConfig(max_epochs=2))
-    np.testing.assert_allclose(fitted.input_mean, x[:160].mean(axis=0))
-    assert fitted.output_mean == pytest.approx(float(np.mean(y[:160])))
+    np.testing.assert_allclose(fitted.scaling.input_mean, x[:160].mean(axis=0))
+    assert fitted.scaling.output_mean == pytest.approx(float(np.mean(y[:160])))
     assert len(fitted.history["loss"]) == 2 and len(fitted.history["val_loss"]) == 2
     assert fitted.predict(x[:5]).shape == (5,)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from candlecast import artifacts, model_store
 from tests.fakes.training_data import synthetic_frame
 from training import registry
 from training.dataset import LabelledFrame
@@ -26,7 +27,7 @@ def _frame(symbol: str, target: str = "return") -> LabelledFrame:
 
 
 def _stages(family: str, symbol: str) -> list[str]:
-    return [m.info.labels["stage"] for m in registry.versions(family, symbol)]
+    return [m.stage for m in model_store.versions(family, symbol)]
 
 
 def test_decide_rules() -> None:
@@ -82,7 +83,7 @@ def test_train_registers_contract_metadata_and_promotes() -> None:
     assert worse.decision.stage == registry.CANDIDATE
     assert "worse than champion" in worse.decision.reason
     assert _stages("lasso", symbol) == ["candidate", "champion", "candidate"]
-    assert registry.champion("lasso", symbol).tag == model.tag.__class__.from_taglike(second.tag)
+    assert model_store.champion("lasso", symbol).tag == second.tag
 
 
 def test_different_period_is_compared_on_the_champions_period() -> None:
@@ -102,7 +103,7 @@ def test_keras_saved_without_optimizer_is_smaller_and_loads(tmp_path) -> None:
     fitted = fit_model("cnn", x[:100], y[:100], x[100:], y[100:], FitConfig(max_epochs=1))
     full = tmp_path / "full.keras"
     fitted.estimator.save(full)
-    slim = registry.save_artifact(fitted, tmp_path)
+    slim = artifacts.save(fitted.family, fitted.estimator, tmp_path)
     assert slim.name == "model.keras"
     assert slim.stat().st_size < 0.5 * full.stat().st_size
     import keras

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from candlecast.contract import to_price
+from candlecast.times import HOUR
 from tests.fakes.training_data import LAG_NAMES, lag_features, random_walk_candles, synthetic_frame
 from training import walkforward
-from training.dataset import HOUR, join_features, label_rows, target_values, to_price
+from training.dataset import join_features, label_rows, target_values
 from training.models import FitConfig, Fitted
 from training.walkforward import split_fold, validation_split, walk_forward, weekly_folds
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from candlecast.settings import PROJECT_ROOT
 from deploy import image
 from deploy.config import DeployConfig
 from deploy.deployer import IMAGE_REF_VAR
-from ingestion.settings import PROJECT_ROOT
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 PI = PROJECT_ROOT / "deploy" / "pi"

@@ -12,14 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from ingestion import feast_store
+from candlecast import feast_store
+from candlecast.settings import PROJECT_ROOT, get_settings, reset_settings
 from ingestion.cli import app
 from ingestion.csv_import import read_candle_csv
 from ingestion.feature_dataset import FeatureDataset
 from ingestion.feature_jobs import compute_job
 from ingestion.features import FEATURE_COLUMNS, V1_FEATURES, V2_FEATURES, compute_features
 from ingestion.sample import synthetic_candles
-from ingestion.settings import PROJECT_ROOT, get_settings, reset_settings
 from ingestion.store import CandleStore
 from tests.integration.features.helpers import assert_rows_equal
 

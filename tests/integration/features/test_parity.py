@@ -9,9 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ingestion import feast_store
+from candlecast import feast_store
+from candlecast.settings import get_settings
 from ingestion.feature_dataset import FeatureDataset
-from ingestion.settings import get_settings
 from tests.integration.features.helpers import assert_rows_equal
 
 pytestmark = [pytest.mark.integration, pytest.mark.data]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ingestion import feast_store
+from candlecast import feast_store
 from ingestion.csv_import import read_candle_csv
 from ingestion.feature_jobs import compute_job, update_job
 from ingestion.features import FEATURE_COLUMNS, compute_features

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ingestion import feast_store
+from candlecast import feast_store
 from ingestion.feature_jobs import compute_job
 from ingestion.sample import synthetic_candles
 from ingestion.store import CandleStore

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import requests
 
+from candlecast.settings import reset_settings
 from ingestion.coinbase import CoinbaseError, UnknownSymbolError, fetch_candles
 from ingestion.sample import synthetic_candles
-from ingestion.settings import reset_settings
 from ingestion.validate import CandleValidationError
 
 pytestmark = pytest.mark.integration

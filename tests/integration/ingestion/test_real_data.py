@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from candlecast.settings import get_settings
 from ingestion.cli import app
 from ingestion.coinbase import fetch_candles
-from ingestion.settings import get_settings
 from ingestion.store import CandleStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.data]

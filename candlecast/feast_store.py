@@ -1,16 +1,19 @@
 """Feast access for every stage: the store, apply, materialize, push, reads.
 
-Training reads ``get_historical_features`` of a FeatureService; serving reads
-:func:`online_features`. The online store does not enforce the views' TTL, so
-:func:`online_features` returns the row's event timestamp and callers decide
-whether it is too old (``Settings.stale_after_seconds``).
+Training reads ``get_historical_features`` of a FeatureService; the service, the
+jobs and the benchmark read online through the one :class:`OnlineReader`. The
+online store does not enforce the views' TTL, so a read returns the row's event
+timestamp and callers decide whether it is too old (``Settings.stale_after_seconds``).
+
+FeatureService names are the Feast registry's own (``feature_repo/feature_services.py``
+declares them); this module only names the two every stage relies on.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,10 +25,23 @@ from feast import FeatureService, FeatureStore
 from feast.data_source import PushMode
 from feast.repo_operations import get_repo_files, parse_repo
 
-from ingestion.settings import get_settings
+from candlecast.errors import BadInput
+from candlecast.settings import get_settings
+from candlecast.times import utc
 
 PUSH_SOURCE = "price_features_push"
-SERVICES = ("price_model_v1", "price_model_v2")
+#: The reference features: every served symbol's close and past closes come from it.
+PRICE_SERVICE = "price_model_v1"
+#: The stationary features return-space models train on by default.
+DEFAULT_SERVICE = "price_model_v2"
+PAST_HOURS = 24
+#: v1 features that carry the current close and the past 24 closes, newest first.
+PRICE_FEATURES = ("close", *(f"price_{h}_hour_ago" for h in range(1, PAST_HOURS + 1)))
+TS_SUFFIX = "__ts"  # Feast's suffix for a feature's event timestamp in OnlineResponse.to_dict
+
+
+class UnknownFeatureServiceError(BadInput, ValueError):
+    """A FeatureService name the Feast registry does not know."""
 
 
 def get_store() -> FeatureStore:
@@ -84,7 +100,7 @@ def ensure_applied() -> FeatureStore:
 
 def materialize(start: datetime, end: datetime, store: FeatureStore | None = None) -> None:
     """Load offline rows with ``start <= event_timestamp <= end`` into the online store."""
-    (store or get_store()).materialize(start_date=_utc(start), end_date=_utc(end))
+    (store or get_store()).materialize(start_date=utc(start), end_date=utc(end))
 
 
 def push_online(rows: pa.Table | pd.DataFrame, store: FeatureStore | None = None) -> None:
@@ -100,10 +116,18 @@ def push_online(rows: pa.Table | pd.DataFrame, store: FeatureStore | None = None
         (store or get_store()).push(PUSH_SOURCE, frame, to=PushMode.ONLINE)
 
 
+def service_names(store: FeatureStore | None = None) -> list[str]:
+    """Every FeatureService the registry knows, sorted."""
+    return sorted(s.name for s in (store or get_store()).list_feature_services())
+
+
 def feature_service(name: str, store: FeatureStore | None = None) -> FeatureService:
-    if name not in SERVICES:
-        raise ValueError(f"unknown feature service {name!r}; choose from {list(SERVICES)}")
-    return (store or get_store()).get_feature_service(name)
+    """A registered FeatureService; an unknown name says which ones exist."""
+    store = store or get_store()
+    known = service_names(store)
+    if name not in known:
+        raise UnknownFeatureServiceError(f"unknown feature service {name!r}; choose from {known}")
+    return store.get_feature_service(name)
 
 
 def feature_refs(service_name: str, store: FeatureStore | None = None) -> list[str]:
@@ -142,30 +166,40 @@ class OnlineFeatures:
         """Seconds since the candle closed (None if the store has no row)."""
         if self.event_timestamp is None:
             return None
-        now_ts = _utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+        now_ts = utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
         return (now_ts - self.event_timestamp).total_seconds()
 
 
 class OnlineReader:
-    """Reads one FeatureService online; resolves the service once (a registry lookup
-    costs ~10 ms, the read itself ~2 ms). Build a new reader after ``apply``."""
+    """The one online read: a FeatureService (by name) or a list of ``view:feature`` refs.
 
-    def __init__(self, service_name: str, store: FeatureStore | None = None) -> None:
+    Refs are resolved once: Feast's ``get_feature_service`` deserialises the registry
+    entry on every call (~10-15 ms), several times the cost of the read itself.
+    Build a new reader after ``apply``.
+    """
+
+    def __init__(self, features: str | Sequence[str], store: FeatureStore | None = None) -> None:
         self.store = store or get_store()
-        self.service = feature_service(service_name, self.store)
-        self.names = feature_names(service_name, self.store)
+        if isinstance(features, str):
+            self.refs = feature_refs(features, self.store)
+        else:
+            self.refs = list(dict.fromkeys(features))
+        self.names = [ref.split(":", 1)[1] for ref in self.refs]
 
     def read(self, symbol: str) -> OnlineFeatures:
-        """Latest values for ``symbol`` and the event timestamp they carry (None if no row)."""
-        response = self.store.get_online_features(
-            features=self.service, entity_rows=[{"symbol": symbol}]
-        )
-        raw = response.to_dict(include_event_timestamps=True)
+        """Latest values for ``symbol`` and the event timestamp they carry (None if no row).
+
+        The timestamp is the oldest of the views read, so a row is never reported
+        fresher than its stalest part.
+        """
+        raw = self.store.get_online_features(
+            features=self.refs, entity_rows=[{"symbol": symbol}]
+        ).to_dict(include_event_timestamps=True)
         values = {name: raw[name][0] for name in self.names}
-        if all(v is None for v in values.values()):
+        stamps = [raw[k][0] for k in raw if k.endswith(TS_SUFFIX) and raw[k][0]]
+        if not stamps or all(v is None for v in values.values()):
             return OnlineFeatures(symbol, values, None)
-        stamps = [raw[f"{name}__ts"][0] for name in self.names if raw.get(f"{name}__ts", [None])[0]]
-        return OnlineFeatures(symbol, values, min((_stamp(s) for s in stamps), default=None))
+        return OnlineFeatures(symbol, values, min(utc(s) for s in stamps))
 
 
 def online_features(
@@ -173,18 +207,6 @@ def online_features(
 ) -> OnlineFeatures:
     """Online values of ``service_name`` for ``symbol``, with their event timestamp.
 
-    One-off convenience; per-request callers should keep an :class:`OnlineReader`.
+    One-off convenience; per-request callers keep an :class:`OnlineReader`.
     """
     return OnlineReader(service_name, store).read(symbol)
-
-
-def _stamp(value: int | datetime) -> pd.Timestamp:
-    """Feast returns ``__ts`` as Unix seconds (int) or a datetime depending on the store."""
-    if isinstance(value, int | float):
-        return pd.Timestamp(value, unit="s", tz="UTC")
-    return _utc(value)
-
-
-def _utc(value: datetime | pd.Timestamp | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
