@@ -3,6 +3,6 @@
 Its forward pass is a concrete ``tf.function`` (``candlecast.artifacts.forward``).
 """
 
-from bentos.runners import model_service
+from bentos.runners import service_for
 
-CNNModel = model_service("cnn", "CNNModel")
+CNNModel = service_for("cnn")

@@ -1,5 +1,5 @@
 """``LassoModel``: the Lasso champion(s) behind one batchable API (a "runner")."""
 
-from bentos.runners import model_service
+from bentos.runners import service_for
 
-LassoModel = model_service("lasso", "LassoModel")
+LassoModel = service_for("lasso")

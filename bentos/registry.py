@@ -12,12 +12,11 @@ from dataclasses import dataclass
 import bentoml
 
 from candlecast import model_store
-from candlecast.contract import NAIVE, ModelSpec
+from candlecast.contract import NAIVE, ModelSpec, check_family
 from candlecast.settings import get_settings
 from candlecast.symbols import served_symbols as parse_served
 
-SERVED_FAMILIES = ("lasso", "cnn")
-TRAIN_COMMAND = "candlecast train --symbol {symbol} --models lasso,cnn"
+TRAIN_COMMAND = "candlecast train --symbol {symbol} --models {families}"
 
 
 class NoChampionError(RuntimeError):
@@ -35,6 +34,12 @@ def served_symbols() -> list[str]:
     return parse_served(get_settings().serve_symbols)
 
 
+def served_families() -> list[str]:
+    """Families from ``CANDLECAST_SERVE_FAMILIES`` (default ``lasso,cnn``), checked."""
+    raw = get_settings().serve_families
+    return list(dict.fromkeys(check_family(f.strip().lower()) for f in raw.split(",") if f.strip()))
+
+
 def champions(family: str, symbols: list[str] | None = None) -> dict[str, Champion]:
     """Champion per served symbol; raise NoChampionError naming the command to train one."""
     result: dict[str, Champion] = {}
@@ -44,7 +49,7 @@ def champions(family: str, symbols: list[str] | None = None) -> dict[str, Champi
             raise NoChampionError(
                 f"No champion '{family}' model for {symbol} in the BentoML model store "
                 f"({get_settings().bentoml_home}). Train and register one first: "
-                f"{TRAIN_COMMAND.format(symbol=symbol)}"
+                f"{TRAIN_COMMAND.format(symbol=symbol, families=','.join(served_families()))}"
             )
         result[symbol] = Champion(found.tag, found.spec)
     return result

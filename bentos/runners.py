@@ -10,6 +10,7 @@ through the forward pass training scored them with (``candlecast.artifacts.forwa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import bentoml
@@ -18,6 +19,9 @@ import numpy as np
 from bentos.registry import attach_champions, model_attr
 from candlecast import artifacts
 from candlecast.contract import ModelSpec, Predict
+
+#: BentoML service name of each family's model service.
+SERVICE_NAMES = {"lasso": "LassoModel", "lgbm": "LGBMModel", "cnn": "CNNModel", "lstm": "LSTMModel"}
 
 #: Dependency-connection settings for the model services. BentoML 1.4.39 closes the
 #: shared aiohttp session every ``max_requests`` calls (default 100) and every
@@ -84,3 +88,9 @@ def model_service(family: str, name: str) -> type:
     ModelService.__name__ = ModelService.__qualname__ = name
     ModelService.__doc__ = f"Loads each served symbol's {family} champion once."
     return bentoml.service(name=name, **RUNNER_OPTIONS)(attach_champions(family)(ModelService))
+
+
+@cache
+def service_for(family: str) -> type:
+    """The one model service of ``family`` in this process (built on first use)."""
+    return model_service(family, SERVICE_NAMES[family])

@@ -1,7 +1,8 @@
 """``PricePredictor``: the HTTP front door, composing the model services.
 
 ``bentoml serve`` (or the Bento) starts this service and, as separate
-processes, the ``LassoModel`` and ``CNNModel`` services it depends on. The
+processes, one model service per served family (``CANDLECAST_SERVE_FAMILIES``,
+default ``LassoModel`` and ``CNNModel``; ``bentos.runners.service_for``). The
 routes (GET and POST ``/predict``, ``/models``, ``/symbols``) are a FastAPI app
 mounted on the BentoML server: BentoML merges its OpenAPI into ``/docs.json``
 by path, so a BentoML API at ``/predict`` would be hidden by the GET route.
@@ -21,12 +22,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from bentos.cnn_service import CNNModel
 from bentos.errors import CandlecastError
 from bentos.features import FeatureSource
-from bentos.lasso_service import LassoModel
 from bentos.predictor import Predictor, ServedFamily
-from bentos.registry import champion_specs, served_symbols
+from bentos.registry import champion_specs, served_families, served_symbols
+from bentos.runners import service_for
 from candlecast import logs
 from candlecast.settings import get_settings
 
@@ -78,21 +78,25 @@ async def call(dependency: Any, rows: Any) -> Any:
     return await dependency.to_async.predict(rows)
 
 
-@bentoml.service(name="PricePredictor", workers=1, traffic={"timeout": 30})
-@bentoml.asgi_app(http, path="/")
-class PricePredictor:
-    """Next-hour price forecasts from the Feast online store and the champion models."""
+#: Served families, fixed when the service is imported (BentoML resolves dependencies then).
+FAMILIES = served_families()
 
-    lasso = bentoml.depends(LassoModel)
-    cnn = bentoml.depends(CNNModel)
+
+class PricePredictor:
+    """Next-hour price forecasts from the Feast online store and the champion models.
+
+    One ``bentoml.depends`` attribute per served family (named after it) is set below.
+    """
 
     def __init__(self) -> None:
         logs.configure()
         settings = get_settings()
         settings.export_env()
         families = {
-            "lasso": ServedFamily(champion_specs(LassoModel.inner), partial(call, self.lasso)),
-            "cnn": ServedFamily(champion_specs(CNNModel.inner), partial(call, self.cnn)),
+            family: ServedFamily(
+                champion_specs(service_for(family).inner), partial(call, getattr(self, family))
+            )
+            for family in FAMILIES
         }
         self.predictor = Predictor(
             served_symbols(), families, FeatureSource(), settings.stale_after_seconds
@@ -119,3 +123,10 @@ class PricePredictor:
     @http.get("/symbols")
     async def symbols(self) -> dict[str, Any]:
         return {"symbols": self.predictor.symbols}
+
+
+for _family in FAMILIES:  # BentoML finds dependencies among the class attributes
+    setattr(PricePredictor, _family, bentoml.depends(service_for(_family)))
+PricePredictor = bentoml.service(name="PricePredictor", workers=1, traffic={"timeout": 30})(
+    bentoml.asgi_app(http, path="/")(PricePredictor)
+)

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     serve_symbols: str = Field(
         default="BTC-USD", description="Comma-separated symbols the prediction service serves."
     )
+    serve_families: str = Field(
+        default="lasso,cnn",
+        description="Comma-separated model families the service serves (each needs a champion "
+        "per served symbol); naive is always served.",
+    )
 
     @field_validator("home", "feature_repo")
     @classmethod
