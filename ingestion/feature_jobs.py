@@ -57,6 +57,20 @@ def materialize_all(symbols: list[str] | None = None) -> tuple[pd.Timestamp, pd.
     return window
 
 
+def publish(symbols: list[str] | None = None) -> list[ExtendResult]:
+    """Features of ``symbols`` (default: all) offline, Feast applied, their range online.
+
+    What ``candlecast features --materialize`` does, for code that builds a home
+    (the benchmarks, the tests) without the CLI.
+    """
+    from candlecast import feast_store
+
+    results = compute_job(symbols)
+    feast_store.apply()
+    materialize_all(symbols)
+    return results
+
+
 @dataclass(frozen=True)
 class UpdateResult:
     """One symbol's real-time step."""
