@@ -12,12 +12,14 @@ import pkgutil
 import sys
 
 import bench
+from candlecast import logs
 
 
 def available() -> list[str]:
-    return sorted(
-        m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
-    )
+    """Benchmark modules: those of ``bench/`` with a ``main()`` (not helpers like the
+    pandas reference)."""
+    names = (m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    return sorted(n for n in names if hasattr(importlib.import_module(f"bench.{n}"), "main"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         "names", nargs="*", help=f"benchmarks to run (default: all of {available()})"
     )
     args = parser.parse_args(argv)
+    logs.configure()
     names = args.names or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:

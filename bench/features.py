@@ -87,8 +87,8 @@ def _rate(label: str, n: int, wall: float, cpu: float) -> None:
 
 
 def bench_computation() -> None:
+    from bench.reference_features import reference_features
     from ingestion.features import FEATURE_COLUMNS, compute_features
-    from tests.reference_features import reference_features
 
     candles = synthetic_candles(SYMBOLS, HOURS)
     table = pa.Table.from_pandas(candles, preserve_index=False)
@@ -156,8 +156,9 @@ def bench_feast() -> None:
 
 def _bench_online(store, candles: pd.DataFrame) -> None:
     from candlecast import feast_store
+    from candlecast.times import HOUR
 
-    end = candles["time"].max() + pd.Timedelta(hours=1)
+    end = candles["time"].max() + HOUR
     feast_store.materialize(end - pd.Timedelta(hours=2), end, store)
     reader = feast_store.OnlineReader("price_model_v1", store)
     latencies = []

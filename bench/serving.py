@@ -9,9 +9,10 @@ model, no HTTP) timed in the same run. Layouts compared:
 - ``*-2w``:   the same with two PricePredictor worker processes
 - ``split-2w2m``: two PricePredictor workers and two workers per model service
 
-Always builds a temporary home: the real BTC-USD 2024 features from ../shared/data,
-a random-weight Lasso pipeline and the reference CNN architecture, so the figures
-measure serving (not model quality) and do not depend on what ./data holds.
+Always builds a temporary home: the bundled synthetic market (``candlecast sample``,
+2,400 hours), its features in Feast, and Lasso and CNN champions trained on it by
+the real training code (the CNN is the reference architecture, a few epochs), so the
+figures are for trained models and do not depend on what ./data or ../shared holds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 GOALS = {"p50_ms": 5.0, "p99_ms": 15.0, "rps": 300.0}
 #: name -> (fused, API workers, extra BENTOML_CONFIG_OPTIONS)
@@ -35,6 +37,7 @@ LAYOUTS = {
     "fused-2w": (True, 2, ""),
 }
 MODELS = ("lasso", "cnn")
+SYMBOL, HOURS = "BTC-USD", 2400
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "400"))
 CONCURRENT_CLIENTS = 16
 CONCURRENT_SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
@@ -49,20 +52,26 @@ def prepare_home() -> str:
     os.environ["BENTOML_HOME"] = str(root / "bentoml")
     reset_settings()
     _build_temporary_home(root / "home")
-    return f"{root} (temporary: real BTC features, random-weight Lasso, reference CNN)"
+    return f"{root} (temporary: synthetic market, trained Lasso and reference CNN)"
 
 
 def _build_temporary_home(home: Path) -> None:
-    from candlecast.feast_store import feature_names
-    from tests.conftest import BTC_CSV
-    from tests.fakes.serving import register_cnn, register_lasso
-    from tests.integration.conftest import build_feature_home
+    from candlecast.feast_store import DEFAULT_SERVICE
+    from candlecast.settings import get_settings
+    from ingestion.feature_jobs import publish
+    from ingestion.sample import write_sample
+    from ingestion.store import CandleStore
+    from training.dataset import load_dataset
+    from training.models import FitConfig
+    from training.train import data_end, train_family
 
     home.mkdir(parents=True)
-    build_feature_home(home, BTC_CSV)
-    names = feature_names("price_model_v2")
-    register_lasso("BTC-USD", features=names)
-    register_cnn("BTC-USD", features=names, output_scale=1e-7, reference=True)
+    write_sample(CandleStore(get_settings().candles_dir), SYMBOL, HOURS, seed=0)
+    publish([SYMBOL])
+    data = load_dataset(SYMBOL, DEFAULT_SERVICE, "return")
+    cut = data_end(data)
+    for family in MODELS:
+        train_family(data, family, cut, cut - pd.Timedelta(days=7), FitConfig(max_epochs=5))
 
 
 def in_process(n: int = 300) -> dict[str, float]:

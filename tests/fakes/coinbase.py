@@ -31,6 +31,7 @@ import pandas as pd
 import pytest
 
 from candlecast.settings import reset_settings
+from candlecast.times import HOUR, utc
 from ingestion.store import to_candle_frame
 
 TOO_MANY = (
@@ -177,10 +178,10 @@ class FakeCoinbase:
             )
         except ValueError:
             return 400, _error("Invalid start or end"), {}
-        start, end = _utc(start), _utc(end)
+        start, end = utc(start), utc(end)
         if start > end:
             return 400, _error("start must be before end"), {}
-        if (end - start) // pd.Timedelta(hours=1) + 1 > 300:
+        if (end - start) // HOUR + 1 > 300:
             return 400, _error(TOO_MANY), {}
         rows = held[(held["time"] >= start) & (held["time"] <= end)].iloc[::-1]
         body = [
@@ -200,10 +201,6 @@ class FakeCoinbase:
     def record(self, symbol: str, params: dict[str, str], status: int) -> None:
         with self._lock:
             self.requests.append(RecordedRequest(symbol, params, status, time.monotonic()))
-
-
-def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _error(message: str) -> bytes:
