@@ -8,15 +8,19 @@ and changes nothing else (the store deduplicates on (symbol, time)).
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import pandas as pd
 
 from candlecast.symbols import normalize_symbol
 from ingestion.coinbase import CoinbaseClient, Progress, Window, fetch_candles
-from ingestion.gaps import Gap
+from ingestion.gaps import Gap, missing_hours
 from ingestion.sample import ensure_not_synthetic
 from ingestion.store import CandleStore, WriteResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,17 +49,20 @@ def backfill(
     """Fetch ``[start, end)`` of closed hourly candles for ``symbol`` into ``store``."""
     symbol = normalize_symbol(symbol)
     ensure_not_synthetic(store, symbol)
+    started = time.perf_counter()
     writes: list[WriteResult] = []
+
+    def store_page(page) -> None:
+        written = store.write(page)
+        writes.append(written)
+        log.debug(
+            "%s page %d: %d candles, %d new", symbol, len(writes), written.offered, written.new
+        )
+
     fetched = fetch_candles(
-        symbol,
-        start,
-        end,
-        client=client,
-        progress=progress,
-        on_page=lambda page: writes.append(store.write(page)),
-        now=now,
+        symbol, start, end, client=client, progress=progress, on_page=store_page, now=now
     )
-    return BackfillResult(
+    result = BackfillResult(
         symbol=symbol,
         window=fetched.window,
         fetched=len(fetched.candles),
@@ -64,3 +71,18 @@ def backfill(
         gaps=fetched.gaps,
         requests=fetched.requests,
     )
+    log.info(
+        "%s backfill %s: %d pages, %d requests, %d fetched, %d new, %d already stored, "
+        "%d gaps (%d h), %.2f s",
+        symbol,
+        result.window,
+        len(writes),
+        result.requests,
+        result.fetched,
+        result.new,
+        result.existing,
+        len(result.gaps),
+        missing_hours(result.gaps),
+        time.perf_counter() - started,
+    )
+    return result

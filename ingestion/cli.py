@@ -162,7 +162,8 @@ def status(
     from ingestion.status import store_status
 
     settings = get_settings()
-    rows = store_status(_store())
+    with errors():
+        rows = store_status(_store())
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in rows]))
         return

@@ -22,6 +22,7 @@ can store page by page (see ``backfill``).
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -44,6 +45,7 @@ from ingestion.validate import (
     validate_candles,
 )
 
+log = logging.getLogger(__name__)
 GRANULARITY = 3600
 MAX_CANDLES_PER_REQUEST = 300
 #: Field order of one candle array in Coinbase responses (and Coinbase-format CSVs).
@@ -180,12 +182,22 @@ class CoinbaseClient:
                 problem, delay = f"{type(exc).__name__}: {exc}", self._backoff(attempt)
             else:
                 if response.ok:
+                    log.debug("GET %s %s: HTTP %d", symbol, window, response.status_code)
                     return response
                 _raise_if_permanent(symbol, window, response)
                 problem = f"HTTP {response.status_code} {_message(response)}".strip()
                 hinted = _retry_after(response)
                 delay = self._backoff(attempt) if hinted is None else hinted
             if attempt < self.max_attempts:
+                log.warning(
+                    "%s candles %s: %s; retry %d of %d in %.2f s",
+                    symbol,
+                    window,
+                    problem,
+                    attempt,
+                    self.max_attempts - 1,
+                    delay,
+                )
                 self.sleep(delay)
         raise CoinbaseError(
             f"giving up on {symbol} candles {window} after {self.max_attempts} attempts; "
@@ -288,6 +300,7 @@ def fetch_candles(
     window = closed_window(start, end, now)
     windows = split_windows(window)
     frames = []
+    log.debug("%s: fetching %s in %d pages", symbol, window, len(windows))
     for done, part in enumerate(windows, start=1):
         page = client.candles(symbol, part)
         if on_page is not None:

@@ -9,6 +9,7 @@ the file, line number and reason, and nothing is stored.
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +19,12 @@ from candlecast.errors import BadInput
 from candlecast.symbols import normalize_symbol
 from candlecast.times import utc_now
 from ingestion.coinbase import COINBASE_FIELDS
-from ingestion.gaps import Gap, find_gaps
+from ingestion.gaps import Gap, find_gaps, missing_hours
 from ingestion.sample import ensure_not_synthetic
 from ingestion.store import CANDLE_COLUMNS, CandleStore, WriteResult
 from ingestion.validate import describe_time, row_problems
 
+log = logging.getLogger(__name__)
 CSV_COLUMNS = COINBASE_FIELDS
 MAX_LISTED = 10
 
@@ -45,7 +47,20 @@ def load_csv(store: CandleStore, path: Path, symbol: str) -> ImportResult:
     ensure_not_synthetic(store, symbol)
     candles = read_candle_csv(path, symbol)
     written = store.write(candles)
-    return ImportResult(symbol, len(candles), written, find_gaps(candles["time"]))
+    result = ImportResult(symbol, len(candles), written, find_gaps(candles["time"]))
+    log.info(
+        "%s load-csv %s: %d candles %s .. %s, %d new, %d already stored, %d gaps (%d h)",
+        symbol,
+        path,
+        result.rows,
+        describe_time(candles["time"].iloc[0]),
+        describe_time(candles["time"].iloc[-1]),
+        written.new,
+        written.existing,
+        len(result.gaps),
+        missing_hours(result.gaps),
+    )
+    return result
 
 
 def read_candle_csv(path: Path, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:

@@ -12,10 +12,15 @@ Extending a symbol computes only rows after its latest feature row, from a
 bounded look-back of candles (:data:`LOOKBACK`). If the candle history before
 that row changed since (a backfilled gap), the symbol is recomputed in full,
 because rows after a filled gap get new lag values.
+
+An unreadable file stops the job with :class:`~candlecast.errors.CorruptFileError`
+naming it; ``features --full`` rebuilds a symbol without reading its old files.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +34,9 @@ import pyarrow.parquet as pq
 
 from candlecast.symbols import normalize_symbol
 from ingestion.features import FEATURE_SCHEMA, LOOKBACK_HOURS, compute_features
-from ingestion.store import CandleStore, atomic_write_parquet, folder_lock
+from ingestion.store import CandleStore, atomic_write_parquet, corrupt_file_guard, folder_lock
+
+log = logging.getLogger(__name__)
 
 #: Candles read before the first new row: the 24 lags plus one hour of margin.
 LOOKBACK = pd.Timedelta(hours=LOOKBACK_HOURS + 1)
@@ -66,12 +73,24 @@ class FeatureDataset:
     def symbols(self) -> list[str]:
         return sorted({p.parent.name for p in self.files()})
 
+    def guard(self, files: list[Path] | None = None) -> AbstractContextManager[None]:
+        """Turn a failed read of ``files`` (default: all) into a CorruptFileError naming one."""
+        return corrupt_file_guard(
+            self.files() if files is None else files, FEATURE_SCHEMA, self.remedy
+        )
+
+    @staticmethod
+    def remedy(path: Path) -> str:
+        """What to do about an unreadable feature file: it is derived, so recompute it."""
+        return f"delete it, or run `candlecast features --full --symbol {path.parent.name}`"
+
     def read(self, symbol: str | None = None) -> pd.DataFrame:
         """All rows (of ``symbol``), sorted by (symbol, event_timestamp)."""
         files = self.files(symbol)
         if not files:
             return FEATURE_SCHEMA.empty_table().to_pandas()
-        table = pa.concat_tables(pq.read_table(f).cast(FEATURE_SCHEMA) for f in files)
+        with self.guard(files):
+            table = pa.concat_tables([pq.read_table(f).cast(FEATURE_SCHEMA) for f in files])
         return table.sort_by(
             [("symbol", "ascending"), ("event_timestamp", "ascending")]
         ).to_pandas()
@@ -90,7 +109,8 @@ class FeatureDataset:
         path = self.root / normalize_symbol(symbol) / f"{stamp:%Y-%m}.parquet"
         if not path.exists():
             return False
-        column = pq.read_table(path, columns=["event_timestamp"]).column(0)
+        with self.guard([path]):
+            column = pq.read_table(path, columns=["event_timestamp"]).column(0)
         return bool(pc.any(pc.equal(column, pa.scalar(stamp, column.type))).as_py())
 
     def time_range(
@@ -101,7 +121,7 @@ class FeatureDataset:
         files = [f for name in names for f in self.files(name)]
         if not files:
             return None
-        stamps = _stamps(files)
+        stamps = self._stamps(files)
         if len(stamps) == 0:
             return None
         low, high = pc.min_max(stamps).values()
@@ -112,19 +132,28 @@ class FeatureDataset:
         files = self.files(symbol)
         if not files:
             return None, 0
-        stamps = _stamps(files)
+        stamps = self._stamps(files)
         return pd.Timestamp(pc.max(stamps).as_py()), len(stamps)
 
     def write(self, rows: pa.Table) -> None:
-        """Merge rows into their month files; a recomputed row replaces the stored one."""
+        """Merge rows into their month files; a recomputed row replaces the stored one.
+
+        Every touched month is read before any is written, so an unreadable one
+        leaves the dataset as it was.
+        """
         rows = rows.cast(FEATURE_SCHEMA)
+        merged = []
         for symbol, month, part in _by_month(rows):
             path = self.root / symbol / f"{month}.parquet"
             if path.exists():
-                stored = pq.read_table(path).cast(FEATURE_SCHEMA)
+                with self.guard([path]):
+                    stored = pq.read_table(path).cast(FEATURE_SCHEMA)
                 keep = pc.invert(pc.is_in(stored["event_timestamp"], part["event_timestamp"]))
                 part = pa.concat_tables([stored.filter(keep), part])
-            atomic_write_parquet(part.sort_by("event_timestamp"), path)
+            merged.append((path, part.sort_by("event_timestamp")))
+        for path, table in merged:
+            atomic_write_parquet(table, path)
+            log.debug("%s: %d rows", path, table.num_rows)
 
     def replace(self, symbol: str, rows: pa.Table) -> None:
         """Make ``rows`` the whole dataset of ``symbol`` (full recompute).
@@ -142,13 +171,23 @@ class FeatureDataset:
             written.add(path)
         for path in old - written:
             path.unlink()
+        log.debug(
+            "%s: %d rows in %d files, %d removed",
+            symbol,
+            rows.num_rows,
+            len(written),
+            len(old - written),
+        )
 
-
-def _stamps(files: list[Path]) -> pa.Array:
-    """The event_timestamp column of ``files``: the key alone, not 100 feature columns."""
-    return pa.concat_arrays(
-        [pq.read_table(f, columns=["event_timestamp"]).column(0).combine_chunks() for f in files]
-    )
+    def _stamps(self, files: list[Path]) -> pa.Array:
+        """The event_timestamp column of ``files``: the key alone, not 100 feature columns."""
+        with self.guard(files):
+            return pa.concat_arrays(
+                [
+                    pq.read_table(f, columns=["event_timestamp"]).column(0).combine_chunks()
+                    for f in files
+                ]
+            )
 
 
 def _by_month(rows: pa.Table) -> list[tuple[str, str, pa.Table]]:
@@ -169,18 +208,35 @@ def _by_month(rows: pa.Table) -> list[tuple[str, str, pa.Table]]:
 def extend_features(
     candles: CandleStore, dataset: FeatureDataset, symbol: str, full: bool = False
 ) -> ExtendResult:
-    """Compute the feature rows of ``symbol`` that the dataset lacks and store them."""
+    """Compute the feature rows of ``symbol`` that the dataset lacks and store them.
+
+    ``full`` recomputes without reading the stored rows (so it also replaces an
+    unreadable file).
+    """
     symbol = normalize_symbol(symbol)
+    started = time.perf_counter()
     with dataset.locked(symbol):  # `features` and the hourly `update` may overlap
-        latest, count = dataset.stats(symbol)
+        latest, count = (None, 0) if full else dataset.stats(symbol)
         if full or latest is None or _candles_closed_by(candles, symbol, latest) != count:
+            reason = "asked for" if full else "no rows yet" if latest is None else "history changed"
             rows = compute_features(candles.read(symbol))
             dataset.replace(symbol, rows)
-            return ExtendResult(symbol, rows, full=True)
-        recent = candles.read(symbol, start=latest - LOOKBACK)
-        rows = compute_features(recent, since=latest)
-        dataset.write(rows)
-        return ExtendResult(symbol, rows, full=False)
+            result = ExtendResult(symbol, rows, full=True)
+        else:
+            reason = f"after {latest:%Y-%m-%dT%H:%MZ}"
+            recent = candles.read(symbol, start=latest - LOOKBACK)
+            rows = compute_features(recent, since=latest)
+            dataset.write(rows)
+            result = ExtendResult(symbol, rows, full=False)
+    log.info(
+        "%s features: %d new rows, %s (%s), %.2f s",
+        symbol,
+        result.count,
+        "full" if result.full else "incremental",
+        reason,
+        time.perf_counter() - started,
+    )
+    return result
 
 
 def _candles_closed_by(candles: CandleStore, symbol: str, stamp: datetime) -> int:
@@ -190,5 +246,5 @@ def _candles_closed_by(candles: CandleStore, symbol: str, stamp: datetime) -> in
         return 0
     cutoff = (pd.Timestamp(stamp) - pd.Timedelta(hours=1)).to_pydatetime()
     sql = "SELECT count(*) FROM read_parquet(?, hive_partitioning=false) WHERE time <= ?"
-    with duckdb.connect() as con:
+    with candles.guard(files), duckdb.connect() as con:
         return int(con.execute(sql, [[str(f) for f in files], cutoff]).fetchone()[0])

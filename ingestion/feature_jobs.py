@@ -9,7 +9,11 @@ rewrites the whole file and duplicates rows per feature view.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,13 +24,15 @@ from candlecast.symbols import normalize_symbol
 from candlecast.times import HOUR
 from ingestion.feature_dataset import ExtendResult, FeatureDataset, extend_features
 from ingestion.features import LOOKBACK_HOURS
-from ingestion.gaps import Gap
+from ingestion.gaps import Gap, missing_hours
 from ingestion.store import CandleStore
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
     from ingestion.coinbase import CoinbaseClient
+
+log = logging.getLogger(__name__)
 
 
 def _stores() -> tuple[CandleStore, FeatureDataset]:
@@ -52,9 +58,32 @@ def materialize_all(symbols: list[str] | None = None) -> tuple[pd.Timestamp, pd.
     names = [normalize_symbol(s) for s in symbols] if symbols else None
     window = dataset.time_range(names)  # reads the key column only, not 100 feature columns
     if window is None:
+        log.info("materialize: no feature rows for %s", ", ".join(names or ["any symbol"]))
         return None
-    feast_store.materialize(*window)
+    started = time.perf_counter()
+    # Feast reads every feature file: an unreadable one is named, not a DuckDB traceback.
+    with dataset.guard(), _feast_chatter():
+        feast_store.materialize(*window)
+    log.info(
+        "materialized %s .. %s UTC online in %.2f s",
+        f"{window[0]:%Y-%m-%dT%H:%M}",
+        f"{window[1]:%Y-%m-%dT%H:%M}",
+        time.perf_counter() - started,
+    )
     return window
+
+
+@contextlib.contextmanager
+def _feast_chatter() -> Iterator[None]:
+    """Feast's materialize prints its plan on stdout: kept off the output unless verbose.
+
+    (Its tqdm bars are off by default too: ``candlecast.logs`` sets ``TQDM_DISABLE``.)
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def publish(symbols: list[str] | None = None) -> list[ExtendResult]:
@@ -113,6 +142,23 @@ def update_job(
     return [_update_one(candles, dataset, store, name, now, client) for name in names]
 
 
+def _log_update(result: UpdateResult, full: bool) -> None:
+    log.info(
+        "%s update: %d fetched (%d requests), %d new candles, %d feature rows (%s), "
+        "latest close %s, %d gaps (%d h), %.2f s to online",
+        result.symbol,
+        result.fetched,
+        result.requests,
+        result.new_candles,
+        result.feature_rows,
+        "full" if full else "incremental",
+        "-" if result.latest_close is None else f"{result.latest_close:%Y-%m-%dT%H:%MZ}",
+        len(result.gaps),
+        missing_hours(result.gaps),
+        result.seconds_to_online,
+    )
+
+
 def _update_one(
     candles: CandleStore,
     dataset: FeatureDataset,
@@ -129,6 +175,7 @@ def _update_one(
     ensure_not_synthetic(candles, symbol)  # live candles never mix with the synthetic market
 
     started = time.perf_counter()
+    dataset.stats(symbol)  # an unreadable feature file stops the job before anything is stored
     stored = candles.read(symbol)
     reference = now or pd.Timestamp.now(tz="UTC")
     if stored.empty:
@@ -140,7 +187,7 @@ def _update_one(
     extended = extend_features(candles, dataset, symbol)
     feast_store.push_online(extended.rows, store)
     latest, _ = dataset.stats(symbol)
-    return UpdateResult(
+    result = UpdateResult(
         symbol=symbol,
         fetched=len(fetched.candles),
         new_candles=written.new,
@@ -150,3 +197,5 @@ def _update_one(
         requests=fetched.requests,
         gaps=fetched.gaps,
     )
+    _log_update(result, extended.full)
+    return result

@@ -13,6 +13,7 @@ into.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from candlecast.times import HOUR
 from ingestion.store import CandleStore, WriteResult
 from ingestion.validate import describe_time, last_closed_end, validate_candles
 
+log = logging.getLogger(__name__)
 GENERATOR = "garch(1,1) student-t returns, volume ~ |return|"
 #: Hourly GARCH(1,1): long-run volatility ~0.5 %/h, persistence alpha+beta = 0.97.
 OMEGA, ALPHA, BETA = 7.5e-7, 0.08, 0.89
@@ -117,10 +119,27 @@ def write_sample(
     replaced = None
     if previous is not None and {k: previous.get(k) for k in info} != info:
         replaced = previous
-        for path in store.files(symbol):
+        removed = store.files(symbol)
+        for path in removed:
             path.unlink()
+        log.info(
+            "%s sample: removed %d files of the earlier synthetic series (seed %s)",
+            symbol,
+            len(removed),
+            previous.get("seed"),
+        )
     store.mark_synthetic(symbol, info)  # label first: a crash never leaves unlabelled fakes
     result = store.write(candles)
+    log.info(
+        "%s sample: %d synthetic candles (seed %d) %s .. %s, %d new, %d already stored",
+        symbol,
+        hours,
+        seed,
+        info["first"],
+        info["last"],
+        result.new,
+        result.existing,
+    )
     return SampleResult(symbol, result, candles["time"].iloc[0], candles["time"].iloc[-1], replaced)
 
 

@@ -11,6 +11,11 @@ process killed at any instant leaves every file either as it was or fully
 updated: never half-written, never duplicated. Existing candles win over
 incoming ones: a stored candle is history, and re-running a backfill over a
 stored window changes nothing.
+
+A file that cannot be read (truncated, overwritten, not parquet) stops the
+command with :class:`~candlecast.errors.CorruptFileError` naming it and the
+command that rebuilds its month; which file is bad is worked out only after a
+read failed, so the normal read stays one DuckDB query.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,8 +37,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from candlecast.errors import CorruptFileError
 from candlecast.symbols import normalize_symbol
 from candlecast.times import utc
+
+log = logging.getLogger(__name__)
 
 CANDLE_COLUMNS = ["symbol", "time", "open", "high", "low", "close", "volume"]
 CANDLE_SCHEMA = pa.schema(
@@ -47,6 +57,8 @@ CANDLE_SCHEMA = pa.schema(
 )
 #: Sidecar file in a symbol folder marking its candles as generated, not real.
 SYNTHETIC_MARKER = "SYNTHETIC.json"
+#: What a failed parquet read raises: DuckDB's errors, pyarrow's and the OS's.
+READ_ERRORS = (duckdb.Error, pa.ArrowException, OSError)
 
 
 @dataclass(frozen=True)
@@ -118,11 +130,35 @@ class CandleStore:
             f"SELECT {', '.join(CANDLE_COLUMNS)} FROM read_parquet(?, hive_partitioning=false) "
             f"WHERE {' AND '.join(where)} ORDER BY symbol, time"
         )
-        with duckdb.connect() as con:
+        with self.guard(files), duckdb.connect() as con:
             con.execute("SET TimeZone='UTC'")
             relation = con.sql(sql, params=[[str(f) for f in files], *params])
-            table = _arrow_table(relation)
-        return table.cast(CANDLE_SCHEMA).to_pandas()
+            table = _arrow_table(relation).cast(CANDLE_SCHEMA)
+        return table.to_pandas()
+
+    def guard(self, files: list[Path]) -> contextlib.AbstractContextManager[None]:
+        """Turn a failed read of ``files`` into a :class:`CorruptFileError` naming the bad one."""
+        return corrupt_file_guard(files, CANDLE_SCHEMA, self.remedy)
+
+    def remedy(self, path: Path) -> str:
+        """What to do about an unreadable month file: delete it and fetch that month again."""
+        symbol = path.parent.name.split("=", 1)[-1]
+        synthetic = self.synthetic_info(symbol) if path.parent.name.startswith("symbol=") else None
+        if synthetic is not None:
+            return (
+                f"delete it and re-run `candlecast sample --symbol {symbol} "
+                f"--hours {synthetic.get('hours')} --seed {synthetic.get('seed')}`"
+            )
+        try:
+            first = pd.Timestamp(f"{path.stem}-01")
+        except ValueError:
+            return f"delete it and re-run `candlecast backfill --symbol {symbol}` for its candles"
+        after = first + pd.offsets.MonthBegin(1)
+        return (
+            f"delete it and re-run `candlecast backfill --symbol {symbol} --start {first:%Y-%m-%d} "
+            f"--end {after:%Y-%m-%d}` (or `candlecast load-csv FILE --symbol {symbol}` "
+            f"with the candles of {path.stem})"
+        )
 
     def write(self, candles: pd.DataFrame) -> WriteResult:
         """Merge candles into the store; stored candles are kept as they are.
@@ -134,11 +170,21 @@ class CandleStore:
         if frame.empty:
             return WriteResult(0, 0, 0)
         frame = frame.drop_duplicates(["symbol", "time"], keep="first")
-        new = 0
-        for symbol, rows in frame.groupby("symbol", sort=True):
-            with self._locked(str(symbol)):
+        new, merged = 0, []
+        with contextlib.ExitStack() as locks:
+            for symbol in sorted(frame["symbol"].unique()):  # sorted: writers never deadlock
+                locks.enter_context(self._locked(str(symbol)))
+            # Every touched month is read before any is written: an unreadable month
+            # stops the write with the store exactly as it was.
+            for symbol, rows in frame.groupby("symbol", sort=True):
                 for month, part in rows.groupby(rows["time"].dt.strftime("%Y-%m"), sort=True):
-                    new += self._merge_month(str(symbol), str(month), part)
+                    path, table, fresh = self._merge_month(str(symbol), str(month), part)
+                    new += fresh
+                    if fresh:
+                        merged.append((path, table, fresh))
+            for path, table, fresh in merged:
+                atomic_write_parquet(table, path)
+                log.debug("%s: %d new candles, %d rows now", path, fresh, table.num_rows)
         return WriteResult(offered=len(frame), new=new, existing=len(frame) - new)
 
     def synthetic_info(self, symbol: str) -> dict | None:
@@ -167,22 +213,67 @@ class CandleStore:
                 orphan.unlink(missing_ok=True)
             yield
 
-    def _merge_month(self, symbol: str, month: str, part: pd.DataFrame) -> int:
+    def _merge_month(
+        self, symbol: str, month: str, part: pd.DataFrame
+    ) -> tuple[Path, pa.Table | None, int]:
+        """(file, its merged content, candles new to it); the content is None when none are."""
         path = self.symbol_dir(symbol) / f"{month}.parquet"
         if path.exists():
-            stored = pq.read_table(path).cast(CANDLE_SCHEMA).to_pandas()
+            with self.guard([path]):
+                stored = pq.read_table(path).cast(CANDLE_SCHEMA).to_pandas()
             fresh = part[~part["time"].isin(stored["time"])]
             if fresh.empty:
-                return 0
+                return path, None, 0
             merged = pd.concat([stored, fresh], ignore_index=True)
         else:
             fresh = part
             merged = part
         merged = merged.sort_values("time", kind="stable").reset_index(drop=True)
-        atomic_write_parquet(
-            pa.Table.from_pandas(merged, schema=CANDLE_SCHEMA, preserve_index=False), path
-        )
-        return len(fresh)
+        table = pa.Table.from_pandas(merged, schema=CANDLE_SCHEMA, preserve_index=False)
+        return path, table, len(fresh)
+
+
+def unreadable_file(
+    files: Iterable[Path], schema: pa.Schema | None = None
+) -> tuple[Path, BaseException] | None:
+    """The first of ``files`` that cannot be read whole (with ``schema``'s columns), and why.
+
+    Reads every file completely: for the error path only, never a normal read.
+    """
+    for path in files:
+        try:
+            table = pq.read_table(path)
+            if schema is not None:
+                table.select(schema.names).cast(schema)
+        except (*READ_ERRORS, KeyError, ValueError, TypeError) as exc:
+            return Path(path), exc
+    return None
+
+
+@contextlib.contextmanager
+def corrupt_file_guard(
+    files: Iterable[Path], schema: pa.Schema | None, remedy: Callable[[Path], str]
+) -> Iterator[None]:
+    """Re-raise a failed read of ``files`` as :class:`CorruptFileError` for the bad file.
+
+    A failure no file explains (a bug, a vanished file) propagates unchanged.
+    """
+    try:
+        yield
+    except READ_ERRORS as exc:
+        bad = unreadable_file(files, schema)
+        if bad is None:
+            raise
+        path, cause = bad
+        log.debug("unreadable %s", path, exc_info=cause)
+        raise CorruptFileError(path, describe_read_error(cause), remedy(path)) from exc
+
+
+def describe_read_error(exc: BaseException) -> str:
+    """A read error on one line, without the path the message already names."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^Could not open Parquet input source '[^']*': ", "", text)
+    return text.rstrip(".") or type(exc).__name__
 
 
 def atomic_write_parquet(table: pa.Table, path: Path) -> None:

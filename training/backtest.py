@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from training.evaluate import METRIC_KEYS, compare_to_persistence
 from training.models import FitConfig
 from training.walkforward import Fold, WalkForwardResult, walk_forward, weekly_folds
 
+log = logging.getLogger(__name__)
 PUBLIC_KEYS = (*METRIC_KEYS, "directional_accuracy_ci95")
 
 
@@ -66,6 +68,22 @@ def report(data: LabelledFrame, results: dict[str, WalkForwardResult]) -> dict:
         models[family] = entry
         persistence = {k: summary["persistence"][k] for k in PUBLIC_KEYS}
         period = period_of(result.folds)
+        log.info(
+            "%s backtest %s %s .. %s (%d folds, %d rows): MAE %.2f vs persistence %.2f "
+            "(ratio %.4f, %s), direction %.3f, fit %.1f s",
+            data.symbol,
+            family,
+            period["period_start"],
+            period["period_end"],
+            len(result.folds),
+            entry["n"],
+            entry["mae"],
+            persistence["mae"],
+            entry["mae_ratio_vs_persistence"],
+            "beats persistence" if entry["beats_persistence"] else "does not beat persistence",
+            entry["directional_accuracy"],
+            entry["fit_seconds"],
+        )
     return {
         "symbol": data.symbol,
         "feature_service": data.feature_service,

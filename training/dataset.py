@@ -104,11 +104,12 @@ def load_dataset(symbol: str, feature_service: str, target: str = "return") -> L
     """Labelled rows for ``symbol``: candle-store labels joined to Feast's historical features.
 
     Raises :class:`DatasetError` naming the command to run when candles or
-    features are missing.
+    features are missing, ``CorruptFileError`` naming a file that cannot be read.
     """
     from candlecast import feast_store
     from candlecast.settings import get_settings
     from candlecast.symbols import normalize_symbol
+    from ingestion.feature_dataset import FeatureDataset
     from ingestion.store import CandleStore
 
     check_target(target)
@@ -126,7 +127,9 @@ def load_dataset(symbol: str, feature_service: str, target: str = "return") -> L
     store = feast_store.ensure_applied()
     feast_store.feature_service(feature_service, store)  # an unknown name says which exist
     names = feast_store.feature_names(feature_service, store)
-    features = feast_store.historical_features(rows[KEYS], feature_service, store)
+    # Feast reads every feature file: an unreadable one is named, with what to do about it.
+    with FeatureDataset(get_settings().features_dir).guard():
+        features = feast_store.historical_features(rows[KEYS], feature_service, store)
     frame = join_features(rows, features, names)
     if frame.empty:
         raise DatasetError(f"no features for {symbol} in {feature_service}: run {features_cmd}")

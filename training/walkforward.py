@@ -8,6 +8,7 @@ training, early stopping or model selection.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from candlecast.times import HOUR, utc
 from training.dataset import LabelledFrame, target_values
 from training.models import FitConfig, Fitted, fit_model
 
+log = logging.getLogger(__name__)
 #: Smallest training set a fold may use; fewer rows stop the run with a ValueError (exit 2).
 MIN_TRAIN_ROWS = 200
 
@@ -101,9 +103,12 @@ def walk_forward(
             continue
         started = time.perf_counter()
         fitted = fit_on(train, data, family, cfg)
-        seconds += time.perf_counter() - started
+        fit_seconds = time.perf_counter() - started
+        seconds += fit_seconds
         raw = fitted.predict(test[data.features].to_numpy(float))
-        parts.append(_fold_predictions(test, fold, to_price(raw, test["price_now"], data.target)))
+        part = _fold_predictions(test, fold, to_price(raw, test["price_now"], data.target))
+        parts.append(part)
+        _log_fold(data.symbol, family, fold, len(train), part, fit_seconds)
         if fitted.history:
             histories.append(fitted.history)
         if on_fold:
@@ -112,6 +117,28 @@ def walk_forward(
         raise ValueError("no rows with known next-hour close fall in the test period")
     predictions = pd.concat(parts, ignore_index=True)
     return WalkForwardResult(family, data.target, predictions, folds, histories, seconds)
+
+
+def _log_fold(
+    symbol: str, family: str, fold: Fold, n_train: int, part: pd.DataFrame, seconds: float
+) -> None:
+    mae = float(np.mean(np.abs(part["predicted"] - part["next_close"])))
+    naive = float(np.mean(np.abs(part["price_now"] - part["next_close"])))
+    log.info(
+        "%s %s fold %d (%s .. %s): %d train rows, %d test rows, fit %.2f s, "
+        "MAE %.2f vs persistence %.2f (ratio %.4f)",
+        symbol,
+        family,
+        fold.index + 1,
+        f"{fold.test_start:%Y-%m-%dT%H:%MZ}",
+        f"{fold.test_end:%Y-%m-%dT%H:%MZ}",
+        n_train,
+        len(part),
+        seconds,
+        mae,
+        naive,
+        mae / naive if naive else float("nan"),
+    )
 
 
 def _fold_predictions(test: pd.DataFrame, fold: Fold, predicted: np.ndarray) -> pd.DataFrame:
