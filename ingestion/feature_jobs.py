@@ -112,6 +112,9 @@ class UpdateResult:
     seconds_to_online: float
     requests: int
     gaps: list[Gap] = field(default_factory=list)  # hours in the fetched window with no candle
+    #: Close time of the row the online store serves after the push (read back through
+    #: the one online reader, as the service reads it); None if it holds no row.
+    online_as_of: pd.Timestamp | None = None
 
     def age_seconds(self, now: pd.Timestamp | None = None) -> float | None:
         if self.latest_close is None:
@@ -187,6 +190,15 @@ def _update_one(
     extended = extend_features(candles, dataset, symbol)
     feast_store.push_online(extended.rows, store)
     latest, _ = dataset.stats(symbol)
+    online = feast_store.OnlineReader(feast_store.PRICE_SERVICE, store).read(symbol)
+    if latest is not None and online.event_timestamp != latest:
+        log.warning(
+            "%s: the online store serves the row of %s but the newest feature row is %s; "
+            "run `candlecast features --materialize` to republish",
+            symbol,
+            online.event_timestamp,
+            latest,
+        )
     result = UpdateResult(
         symbol=symbol,
         fetched=len(fetched.candles),
@@ -196,6 +208,7 @@ def _update_one(
         seconds_to_online=time.perf_counter() - started,
         requests=fetched.requests,
         gaps=fetched.gaps,
+        online_as_of=online.event_timestamp,
     )
     _log_update(result, extended.full)
     return result
