@@ -37,8 +37,6 @@ TARGETS = ("return", "price")
 CHAMPION, CANDIDATE = "champion", "candidate"
 STAGES = (CHAMPION, CANDIDATE)
 NAME_PREFIX = "candlecast-"
-#: Beating persistence by more than this on hourly prices is a leakage suspect, not a win.
-LEAKAGE_RATIO = 0.95
 
 #: A model's raw forward pass on standardised ``(n, features)`` rows.
 Predict = Callable[[np.ndarray], np.ndarray]
