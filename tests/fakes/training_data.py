@@ -1,4 +1,5 @@
-"""Labelled frames for training tests without Feast: synthetic walks and the real BTC CSV."""
+"""Test markets and labelled frames without Feast: synthetic walks, a gapped GARCH market
+and the real BTC CSV."""
 
 from __future__ import annotations
 
@@ -61,14 +62,67 @@ def csv_candles(path: Path, symbol: str = "BTC-USD") -> pd.DataFrame:
     return candles
 
 
+def feature_frame(
+    candles: pd.DataFrame, service: str = "price_model_v1", target: str = "return"
+) -> LabelledFrame:
+    """Labelled rows of ``candles`` with features computed by the one feature SQL (no Feast)."""
+    from ingestion.features import V1_FEATURES, V2_FEATURES, compute_features
+
+    names = list(V1_FEATURES if service == "price_model_v1" else V2_FEATURES)
+    symbol = str(candles["symbol"].iloc[0])
+    features = compute_features(candles).to_pandas()
+    frame = join_features(label_rows(candles), features, names)
+    return LabelledFrame(frame, names, target, symbol, service)
+
+
 def real_frame(
     path: Path, service: str = "price_model_v1", target: str = "return"
 ) -> LabelledFrame:
     """The real BTC rows with features computed by the one feature SQL (no Feast round trip)."""
-    from ingestion.features import V1_FEATURES, V2_FEATURES, compute_features
+    return feature_frame(csv_candles(path), service, target)
 
-    names = list(V1_FEATURES if service == "price_model_v1" else V2_FEATURES)
-    candles = csv_candles(path)
-    features = compute_features(candles).to_pandas()
-    frame = join_features(label_rows(candles), features, names)
-    return LabelledFrame(frame, names, target, "BTC-USD", service)
+
+#: The synthetic market ends where the real file does: its last candle closes 2024-07-01 00:00.
+SYNTHETIC_END = pd.Timestamp("2024-07-01", tz="UTC")
+SYNTHETIC_HOURS = 2000  # 2024-04-08 16:00 .. 2024-06-30 23:00 (open times)
+SYNTHETIC_SEED = 2024
+#: Hand-made holes (first missing open time, missing hours): hours an exchange had no trades.
+#: Spread so each heals (24 h of complete lags) before the next; the last 25 h are complete.
+SYNTHETIC_GAPS: tuple[tuple[str, int], ...] = (
+    ("2024-04-20 05:00", 3),  # training history; the feature reference test's gap
+    ("2024-05-15 11:00", 1),  # inside what the point-in-time hourly update fetches
+    ("2024-06-05 14:00", 2),  # the leakage folds (2024-06-03 + 2 weeks)
+    ("2024-06-20 08:00", 4),  # the backtest's test weeks (2024-06-17 .. 07-01)
+    ("2024-06-26 17:00", 1),  # the train command's last week
+)
+
+
+def gap_hours(gaps: tuple[tuple[str, int], ...] = SYNTHETIC_GAPS) -> pd.DatetimeIndex:
+    """Open times of every hour the gapped market has no candle for."""
+    parts = [pd.date_range(start, periods=n, freq="h", tz="UTC") for start, n in gaps]
+    return parts[0].append(parts[1:]) if parts else pd.DatetimeIndex([], tz="UTC")
+
+
+def gapped_market_candles(
+    symbol: str = "BTC-USD",
+    hours: int = SYNTHETIC_HOURS,
+    seed: int = SYNTHETIC_SEED,
+    end: pd.Timestamp = SYNTHETIC_END,
+    gaps: tuple[tuple[str, int], ...] = SYNTHETIC_GAPS,
+) -> pd.DataFrame:
+    """The project's GARCH market (``ingestion.sample``) with ``gaps`` punched out, store shape."""
+    from ingestion.sample import synthetic_candles
+
+    candles = synthetic_candles(symbol, hours, seed, end)
+    missing = gap_hours(gaps)
+    if not missing.isin(candles["time"]).all():
+        raise ValueError("a gap lies outside the synthetic window")
+    return candles[~candles["time"].isin(missing)].reset_index(drop=True)
+
+
+def write_coinbase_csv(candles: pd.DataFrame, path: Path) -> Path:
+    """``candles`` as a Coinbase-format CSV (what ``load-csv`` reads), exact to the float."""
+    epoch = pd.Timestamp(0, tz="UTC")
+    frame = candles.assign(time=(candles["time"] - epoch) // pd.Timedelta(seconds=1))
+    frame[["time", "low", "high", "open", "close", "volume"]].to_csv(path, index=False)
+    return path

@@ -1,16 +1,47 @@
-"""Integration fixtures: a home with the real BTC candles, features and Feast stores ready."""
+"""Integration fixtures: homes with a market's candles, features and Feast stores ready.
+
+``feature_home`` yields each market's home in turn (the synthetic gapped market always,
+the real BTC data under the ``data`` marker) with CANDLECAST_HOME pointing at it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from candlecast.settings import reset_settings
+from tests.conftest import MARKETS, Market
 
 BTC = "BTC-USD"
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureHome:
+    """A built CANDLECAST_HOME (``root``) and the market whose candles it holds."""
+
+    market: Market
+    root: Path
+
+
+@contextlib.contextmanager
+def candlecast_home(root: Path) -> Iterator[Path]:
+    """CANDLECAST_HOME set to ``root`` (settings reset) for the block, then restored."""
+    previous = os.environ.get("CANDLECAST_HOME")
+    os.environ["CANDLECAST_HOME"] = str(root)
+    reset_settings()
+    try:
+        yield root
+    finally:
+        if previous is None:
+            os.environ.pop("CANDLECAST_HOME", None)
+        else:
+            os.environ["CANDLECAST_HOME"] = previous
+        reset_settings()
 
 
 def build_feature_home(root: Path, csv: Path, symbol: str = BTC) -> Path:
@@ -18,35 +49,52 @@ def build_feature_home(root: Path, csv: Path, symbol: str = BTC) -> Path:
 
     The caller must have pointed CANDLECAST_HOME at ``root`` and reset the settings.
     """
-    from candlecast import feast_store
     from candlecast.settings import get_settings
     from ingestion.csv_import import load_csv
-    from ingestion.feature_jobs import compute_job, materialize_all
+    from ingestion.feature_jobs import publish
     from ingestion.store import CandleStore
 
     load_csv(CandleStore(get_settings().candles_dir), csv, symbol)
-    compute_job([symbol])
-    feast_store.apply()
-    materialize_all([symbol])
+    publish([symbol])
     return root
 
 
+def _built(tmp_path_factory: pytest.TempPathFactory, market: Market) -> FeatureHome:
+    root = tmp_path_factory.mktemp(f"{market.name}-feature-home")
+    with candlecast_home(root):
+        build_feature_home(root, market.csv)
+    return FeatureHome(market, root)
+
+
 @pytest.fixture(scope="session")
-def btc_feature_home(tmp_path_factory: pytest.TempPathFactory, btc_csv: Path) -> Iterator[Path]:
-    """CANDLECAST_HOME with the real 2024 H1 BTC-USD candles, features, Feast applied and
-    materialized (offline and online agree). Set for the session; settings are reset.
+def synthetic_feature_home(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_market: Market
+) -> FeatureHome:
+    return _built(tmp_path_factory, synthetic_market)
+
+
+@pytest.fixture(scope="session")
+def real_feature_home(tmp_path_factory: pytest.TempPathFactory, real_market: Market) -> FeatureHome:
+    return _built(tmp_path_factory, real_market)
+
+
+@pytest.fixture(scope="module", params=MARKETS)
+def feature_home(request: pytest.FixtureRequest) -> Iterator[FeatureHome]:
+    """Each market's home (candles loaded by ``load-csv``, features published offline and
+    online), set as CANDLECAST_HOME for the module. Built once per session.
 
     Tests must not write into it; take a function-scoped ``home`` for that.
     """
-    root = tmp_path_factory.mktemp("btc-feature-home")
-    previous = os.environ.get("CANDLECAST_HOME")
-    os.environ["CANDLECAST_HOME"] = str(root)
-    reset_settings()
-    try:
-        yield build_feature_home(root, btc_csv)
-    finally:
-        if previous is None:
-            os.environ.pop("CANDLECAST_HOME", None)
-        else:
-            os.environ["CANDLECAST_HOME"] = previous
-        reset_settings()
+    built: FeatureHome = request.getfixturevalue(f"{request.param}_feature_home")
+    with candlecast_home(built.root):
+        yield built
+
+
+@pytest.fixture(scope="session")
+def btc_feature_home(real_feature_home: FeatureHome) -> Iterator[Path]:
+    """The real-data home alone, set as CANDLECAST_HOME for the rest of the session.
+
+    For tests that only make sense on the real BTC file; prefer ``feature_home``.
+    """
+    with candlecast_home(real_feature_home.root) as root:
+        yield root

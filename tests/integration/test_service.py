@@ -1,8 +1,10 @@
 """A real ``bentoml serve`` (three services) on 127.0.0.1, called with the client.
 
-Features come from the real BTC-USD 2024 H1 data (``btc_feature_home``); the
-models are tiny champions registered per the contract with the real v2 feature
-names. ETH-USD is served too but has no features, for the 503 case.
+Features come from each market's home (``feature_home``): the synthetic gapped
+market, always, and the real BTC-USD 2024 H1 data (``data``); both end with the
+candle closing 2024-07-01 00:00. The models are tiny champions registered per the
+contract with the real v2 feature names. ETH-USD is served too but has no
+features, for the 503 case.
 """
 
 from __future__ import annotations
@@ -25,13 +27,22 @@ from bentos.client import (
 )
 from deploy.serve import free_port, serve_in_background
 from tests.fakes.serving import register_cnn, register_lasso
+from tests.integration.conftest import FeatureHome
 
-pytestmark = [pytest.mark.integration, pytest.mark.data]
+pytestmark = pytest.mark.integration
 SYMBOLS = "BTC-USD,ETH-USD"
+#: Per market: an hour in the past, away from any gap, asked for with ``at``.
+PAST_AT = {"real": "2024-03-05T10:42:00Z", "synthetic": "2024-05-05T10:42:00Z"}
+
+
+def closes_by_close_time(feature_home: FeatureHome):
+    """The market's closes keyed by candle close time (the service's ``as_of``)."""
+    candles = feature_home.market.candles
+    return candles.set_index(candles["time"] + timedelta(hours=1))["close"]
 
 
 @pytest.fixture(scope="module")
-def registered(btc_feature_home):
+def registered(feature_home):
     from candlecast.feast_store import feature_names
 
     names = feature_names("price_model_v2")
@@ -48,27 +59,63 @@ def client(registered):
         yield client
 
 
-def test_predict_default_model_with_all_fields(client):
+def test_predict_default_model_with_all_fields(client, feature_home):
     p = client.predict("BTC-USD")
     assert p.model == "lasso" and p.mae_ratio_vs_persistence is not None
     assert p.as_of == datetime(2024, 7, 1, tzinfo=UTC)  # close of the last 2024 H1 candle
+    assert p.as_of == feature_home.market.last_close
     assert p.target_time == p.as_of + timedelta(hours=1)
     assert p.current_price > 10_000 and math.isfinite(p.predicted_price)
+    closes = closes_by_close_time(feature_home)
+    assert p.current_price == closes[p.as_of]
     assert p.predicted_change == pytest.approx(p.predicted_price - p.current_price)
     assert len(p.past_24_hour_prices) == 24 and all(x > 10_000 for x in p.past_24_hour_prices)
+    past = [p.as_of - timedelta(hours=h) for h in range(24, 0, -1)]  # oldest first
+    assert p.past_24_hour_prices == list(closes[past])
     assert p.stale and p.features_age_seconds > 7200
     assert p.feature_service == "price_model_v2"
 
 
-def test_every_model_and_a_past_hour(client):
+def test_every_model_and_a_past_hour(client, feature_home):
     cnn = client.predict("BTC-USD", model="cnn")
     naive = client.predict("BTC-USD", model="naive")
     assert cnn.model == "cnn" and math.isfinite(cnn.predicted_price)
     assert naive.predicted_price == naive.current_price and naive.mae_ratio_vs_persistence == 1.0
-    past = client.predict("BTC-USD", model="lasso", at="2024-03-05T10:42:00Z")
-    assert past.as_of == datetime(2024, 3, 5, 10, tzinfo=UTC)
+    at = PAST_AT[feature_home.market.name]
+    past = client.predict("BTC-USD", model="lasso", at=at)
+    hour = datetime.fromisoformat(at).replace(minute=0)
+    assert past.as_of == hour
     assert past.current_price != naive.current_price
+    assert past.current_price == closes_by_close_time(feature_home)[hour]
     assert not past.stale
+
+
+def test_gap_hours_are_refused_or_reported_never_filled(client, feature_home):
+    """An hour without a candle has no prediction; the hour after a gap has incomplete
+    features (503 for a model, the gap as nulls in the naive answer's past prices).
+
+    The real file has no gaps (../shared/data/README.md), so there it checks just that.
+    """
+    gaps = feature_home.market.gaps
+    if feature_home.market.name == "real":
+        assert gaps.empty
+        return
+    first = gaps[0]  # open time of the first missing candle; no candle closes at first + 1h
+    with pytest.raises(BadTime) as err:
+        client.predict("BTC-USD", model="naive", at=(first + timedelta(minutes=90)).isoformat())
+    assert "No stored features" in err.value.message
+    run_end = first
+    while run_end + timedelta(hours=1) in gaps:
+        run_end += timedelta(hours=1)
+    after = run_end + timedelta(hours=2)  # close of the first candle after the gap
+    with pytest.raises(FeaturesUnavailable) as err:
+        client.predict("BTC-USD", model="lasso", at=after.isoformat())
+    assert "incomplete" in err.value.message
+    naive = client.predict("BTC-USD", model="naive", at=after.isoformat())
+    assert naive.as_of == after and naive.predicted_price == naive.current_price
+    hours_missing = int((run_end - first) / timedelta(hours=1)) + 1  # the latest past hours
+    assert naive.past_24_hour_prices[-hours_missing:] == [None] * hours_missing
+    assert None not in naive.past_24_hour_prices[:-hours_missing]
 
 
 def test_get_predict_with_query_parameters(client):
@@ -150,7 +197,7 @@ def test_load_16_clients_by_1000_requests_zero_errors(client):
     assert errors == [], f"{len(errors)} errors, e.g. {errors[:3]}"
 
 
-def test_refuses_to_start_without_a_champion(btc_feature_home):
+def test_refuses_to_start_without_a_champion(feature_home):
     env = {"BENTOML_HOME": tempfile.mkdtemp(prefix="empty-bentoml-")}
     with (
         pytest.raises(RuntimeError) as err,

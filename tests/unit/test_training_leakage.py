@@ -1,28 +1,30 @@
-"""Leakage checks on the real BTC data: shuffled labels lose, a peek ahead gets flagged."""
+"""Leakage checks: shuffled labels lose, a peek ahead gets flagged.
+
+On each market: the synthetic GARCH market with gaps (always; two of its missing hours
+fall in the test folds) and the real BTC data (``data``).
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.fakes.training_data import real_frame
+from tests.conftest import Market
+from tests.fakes.training_data import csv_candles, feature_frame
 from training.backtest import score
 from training.dataset import LabelledFrame
 from training.evaluate import compare_to_persistence
 from training.models import FitConfig
 from training.walkforward import walk_forward, weekly_folds
 
-pytestmark = pytest.mark.data
 START = pd.Timestamp("2024-06-03", tz="UTC")
 FOLDS = weekly_folds(START, START + pd.Timedelta(days=14))
 
 
 @pytest.fixture(scope="module")
-def btc_v1(btc_csv: Path) -> LabelledFrame:
-    return real_frame(btc_csv, "price_model_v1", "return")
+def btc_v1(market: Market) -> LabelledFrame:
+    return feature_frame(csv_candles(market.csv), "price_model_v1", "return")
 
 
 @pytest.mark.parametrize("family", ["lasso", "lgbm"])

@@ -15,15 +15,22 @@ from typer.testing import CliRunner
 from candlecast import feast_store
 from candlecast.settings import PROJECT_ROOT, get_settings, reset_settings
 from ingestion.cli import app
-from ingestion.csv_import import read_candle_csv
 from ingestion.feature_dataset import FeatureDataset
 from ingestion.feature_jobs import compute_job
 from ingestion.features import FEATURE_COLUMNS, V1_FEATURES, V2_FEATURES, compute_features
 from ingestion.sample import synthetic_candles
 from ingestion.store import CandleStore
+from tests.conftest import Market
 from tests.integration.features.helpers import assert_rows_equal
 
 pytestmark = pytest.mark.integration
+#: Per market: how many candles the first incremental run gets (synthetic: the rest starts
+#: right after a gap) and an old window of candles that arrives late.
+FIRST_RUN = {"real": 3000, "synthetic": 1386}  # synthetic: 13:00 | gap | 16:00
+LATE = {
+    "real": ("2024-02-01", "2024-02-01 05:00"),
+    "synthetic": ("2024-05-01", "2024-05-01 05:00"),
+}
 
 
 def run_cli(*args: str):
@@ -38,15 +45,14 @@ def stored(home: Path) -> pd.DataFrame:
     return FeatureDataset(home / "features").read()
 
 
-@pytest.mark.data
-def test_incremental_runs_equal_one_full_run_and_rerun_changes_nothing(home, btc_csv):
-    candles = read_candle_csv(btc_csv, "BTC-USD")
+def test_incremental_runs_equal_one_full_run_and_rerun_changes_nothing(home, market: Market):
+    candles, first = market.candles, FIRST_RUN[market.name]
     store = CandleStore(home / "candles")
-    store.write(candles.iloc[:3000])
+    store.write(candles.iloc[:first])
     assert compute_job()[0].full
-    store.write(candles.iloc[3000:])
+    store.write(candles.iloc[first:])
     [second] = compute_job()
-    assert (second.full, second.count) == (False, len(candles) - 3000)
+    assert (second.full, second.count) == (False, len(candles) - first)
     full = sorted_rows(compute_features(candles))
     result = stored(home)
     assert list(result["event_timestamp"]) == list(full["event_timestamp"])
@@ -56,10 +62,10 @@ def test_incremental_runs_equal_one_full_run_and_rerun_changes_nothing(home, btc
     assert {p: p.stat().st_mtime_ns for p in (home / "features").rglob("*.parquet")} == files
 
 
-@pytest.mark.data
-def test_filling_an_old_gap_recomputes_the_symbol(home, btc_csv):
-    candles = read_candle_csv(btc_csv, "BTC-USD")
-    gap = candles["time"].between("2024-02-01", "2024-02-01 05:00")
+def test_filling_an_old_gap_recomputes_the_symbol(home, market: Market):
+    candles = market.candles
+    gap = candles["time"].between(*LATE[market.name])
+    assert gap.sum() == 6
     store = CandleStore(home / "candles")
     store.write(candles[~gap])
     compute_job()
@@ -199,14 +205,13 @@ def check_flow_result(home: Path) -> None:
     assert str(schema.field("event_timestamp").type) == "timestamp[us, tz=UTC]"
 
 
-@pytest.mark.data
-def test_documented_feast_cli_flow_in_process(home, btc_csv, monkeypatch):
+def test_documented_feast_cli_flow_in_process(home, market: Market, monkeypatch):
     """The README flow with Feast's own CLI (click app, in-process to skip its 10 s import)."""
     from click.testing import CliRunner as ClickRunner
     from feast.cli.cli import cli as feast_cli
 
     monkeypatch.chdir(PROJECT_ROOT)  # feast apply chdirs into the repo; restored after
-    assert run_cli("load-csv", str(btc_csv), "--symbol", "BTC-USD").exit_code == 0
+    assert run_cli("load-csv", str(market.csv), "--symbol", "BTC-USD").exit_code == 0
     assert run_cli("features").exit_code == 0
     get_settings().export_env()
     for args in FEAST_FLOW:
@@ -217,8 +222,7 @@ def test_documented_feast_cli_flow_in_process(home, btc_csv, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.data
-def test_documented_feast_cli_flow_as_subprocesses(home, btc_csv):
+def test_documented_feast_cli_flow_as_subprocesses(home, market: Market):
     """Same flow as separate processes, exactly as a user types it (about a minute)."""
     env = {**os.environ, "CANDLECAST_HOME": str(home)}
 
@@ -226,7 +230,7 @@ def test_documented_feast_cli_flow_as_subprocesses(home, btc_csv):
         done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
 
-    run(sys.executable, "-m", "ingestion", "load-csv", str(btc_csv), "--symbol", "BTC-USD")
+    run(sys.executable, "-m", "ingestion", "load-csv", str(market.csv), "--symbol", "BTC-USD")
     run(sys.executable, "-m", "ingestion", "features")
     for args in FEAST_FLOW:
         run(str(Path(sys.executable).parent / "feast"), "-c", "feature_repo", *args)

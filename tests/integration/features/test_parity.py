@@ -1,4 +1,9 @@
-"""Offline (get_historical_features) == online == the feature module, on real BTC data."""
+"""Offline (get_historical_features) == online == the feature module.
+
+On every market of ``feature_home``: the synthetic one with gaps (always) and the real
+BTC data (``data``). On a gapped market the rows right after each gap (NULL lags) are
+checked too, besides the random points.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,10 @@ import pytest
 from candlecast import feast_store
 from candlecast.settings import get_settings
 from ingestion.feature_dataset import FeatureDataset
+from tests.integration.conftest import FeatureHome
 from tests.integration.features.helpers import assert_rows_equal
 
-pytestmark = [pytest.mark.integration, pytest.mark.data]
+pytestmark = pytest.mark.integration
 SERVICES = ["price_model_v1", "price_model_v2"]
 
 
@@ -24,10 +30,25 @@ def module_rows(home: Path | None = None, symbol: str = "BTC-USD") -> pd.DataFra
     return FeatureDataset(root).read(symbol)
 
 
+def after_gaps(rows: pd.DataFrame, market_gaps: pd.DatetimeIndex) -> pd.DataFrame:
+    """Rows whose 24 h look-back reaches into a gap (their lag features are partly NULL)."""
+    stamps = rows["event_timestamp"]
+    near = pd.Series(False, index=rows.index)
+    for gap in market_gaps:  # open time t of a missing candle: rows closing in (t+1h, t+26h]
+        near |= (stamps > gap + pd.Timedelta(hours=1)) & (stamps <= gap + pd.Timedelta(hours=26))
+    return rows[near]
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_historical_matches_feature_module_at_random_points(btc_feature_home: Path, service: str):
+def test_historical_matches_feature_module_at_random_points(
+    feature_home: FeatureHome, service: str
+):
     rows = module_rows()
-    points = rows.sample(150, random_state=7)[["symbol", "event_timestamp"]]
+    points = rows.sample(150, random_state=7)
+    points = pd.concat([points, after_gaps(rows, feature_home.market.gaps)])
+    points = points.drop_duplicates(["symbol", "event_timestamp"])[["symbol", "event_timestamp"]]
+    if feature_home.market.gaps.size:  # the gapped market must exercise NULL lags
+        assert rows.set_index("event_timestamp").loc[points["event_timestamp"]].isna().any().any()
     # Half the entity times fall inside the hour: they must see the candle closed before.
     offsets = pd.to_timedelta(np.where(np.arange(len(points)) % 2, 0, 1799), unit="s")
     entities = points.assign(event_timestamp=points["event_timestamp"] + offsets)
@@ -41,7 +62,7 @@ def test_historical_matches_feature_module_at_random_points(btc_feature_home: Pa
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_online_after_materialize_matches_latest_row(btc_feature_home: Path, service: str):
+def test_online_after_materialize_matches_latest_row(feature_home: FeatureHome, service: str):
     latest = module_rows().iloc[-1]
     online = feast_store.online_features("BTC-USD", service)
     assert online.event_timestamp == latest["event_timestamp"]
@@ -55,10 +76,10 @@ def _as_point_symbols(rows: pd.DataFrame, prefix: str) -> pd.DataFrame:
 
 
 def test_online_equals_module_at_random_points_materialize_and_push(
-    btc_feature_home: Path, home: Path
+    feature_home: FeatureHome, home: Path
 ):
     """100 points materialized from the offline dataset and 100 pushed, read back online."""
-    rows = module_rows(btc_feature_home).sample(200, random_state=11)
+    rows = module_rows(feature_home.root).sample(200, random_state=11)
     materialized = _as_point_symbols(rows.iloc[:100], "M")
     pushed = _as_point_symbols(rows.iloc[100:], "P")
     FeatureDataset(get_settings().features_dir).write(

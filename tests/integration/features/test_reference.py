@@ -1,28 +1,46 @@
-"""The feature module against independent pandas + ``ta`` code, on real data with a gap."""
+"""The feature module against independent pandas + ``ta`` code, on candles with gaps.
+
+Each market: the synthetic one (its own hand-made gaps, always) and the real BTC data
+with a 3-hour gap punched in (``data``).
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import ta
 
-from ingestion.csv_import import read_candle_csv
 from ingestion.features import FEATURE_COLUMNS, V1_FEATURES, V2_FEATURES, compute_features
+from tests.conftest import Market
 from tests.integration.features.helpers import assert_rows_equal
 from tests.reference_features import reference_features
 
-pytestmark = pytest.mark.data
-GAP = pd.date_range("2024-03-10 05:00", periods=3, freq="h", tz="UTC")  # 3 missing hours
-AFTER_GAP = GAP[-1] + pd.Timedelta(hours=1)  # open time of the first candle after the gap
+#: Per market: the 3 missing hours the lag checks look at (punched into the real data; the
+#: synthetic market already lacks them) and a Monday 06:00 close for the time features.
+GAPS = {
+    "real": pd.date_range("2024-03-10 05:00", periods=3, freq="h", tz="UTC"),
+    "synthetic": pd.date_range("2024-04-20 05:00", periods=3, freq="h", tz="UTC"),
+}
+MONDAY_6AM = {
+    "real": pd.Timestamp("2024-03-04 06:00", tz="UTC"),
+    "synthetic": pd.Timestamp("2024-05-06 06:00", tz="UTC"),
+}
 
 
 @pytest.fixture(scope="module")
-def gapped(btc_csv: Path) -> pd.DataFrame:
-    candles = read_candle_csv(btc_csv, "BTC-USD")
-    return candles[~candles["time"].isin(GAP)].reset_index(drop=True)
+def gap(market: Market) -> pd.DatetimeIndex:
+    return GAPS[market.name]
+
+
+@pytest.fixture(scope="module")
+def gapped(market: Market, gap: pd.DatetimeIndex) -> pd.DataFrame:
+    candles = market.candles
+    gapped = candles[~candles["time"].isin(gap)].reset_index(drop=True)
+    # punched here into the gap-free real file; already missing from the synthetic market
+    assert gap.isin(candles["time"]).all() or gap.isin(market.gaps).all()
+    assert not gapped["time"].isin(gap).any()
+    return gapped
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +69,15 @@ def test_every_feature_matches_the_pandas_reference(gapped, module_rows):
     assert_rows_equal(module_rows, reference, FEATURE_COLUMNS)
 
 
-def test_lags_are_by_time_so_a_gap_stays_missing(module_rows):
+def test_lags_are_by_time_so_a_gap_stays_missing(module_rows, gap):
+    after_gap = gap[-1] + pd.Timedelta(hours=1)  # open time of the first candle after the gap
     by_time = module_rows.set_index("event_timestamp")
-    first_after = by_time.loc[AFTER_GAP + pd.Timedelta(hours=1)]
+    first_after = by_time.loc[after_gap + pd.Timedelta(hours=1)]
     assert np.isnan(first_after["price_1_hour_ago"])  # not the candle before the gap
     assert not np.isnan(first_after["price_4_hour_ago"])  # 4 h back is before the gap
     for name in ["pr_24hr_mavg", "pr_24hr_mstd", "rsi", "volatility_24h", "rsi_14"]:
         assert np.isnan(first_after[name]), name
-    healed = by_time.loc[AFTER_GAP + pd.Timedelta(hours=25)]  # lag 24 is the first after the gap
+    healed = by_time.loc[after_gap + pd.Timedelta(hours=25)]  # lag 24 is the first after the gap
     assert not healed[list(FEATURE_COLUMNS)].isna().any()
 
 
@@ -71,8 +90,8 @@ def test_rsi_equals_ta_over_the_24_lagged_closes(module_rows):
         assert row["rsi_14"] == pytest.approx(ta.momentum.rsi(window, window=14).iloc[-1], rel=1e-9)
 
 
-def test_time_features_describe_the_close_hour_and_weekday(module_rows):
-    row = module_rows.set_index("event_timestamp").loc[pd.Timestamp("2024-03-04 06:00", tz="UTC")]
+def test_time_features_describe_the_close_hour_and_weekday(module_rows, market):
+    row = module_rows.set_index("event_timestamp").loc[MONDAY_6AM[market.name]]
     assert row["hour_sin"] == pytest.approx(1.0)  # 06:00 -> quarter of the day
     assert row["dow_sin"] == pytest.approx(0.0, abs=1e-12)  # Monday
     assert row["dow_cos"] == pytest.approx(1.0)
