@@ -9,16 +9,11 @@ epochs so it runs in a test.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
 from candlecast.contract import FAMILIES
-from candlecast.settings import reset_settings
 
 #: The candle before this instant is the last one stored (fixed: the market is deterministic).
 END = pd.Timestamp("2024-03-01", tz="UTC")
@@ -41,22 +36,6 @@ class TrainedSymbol:
     market: MarketSymbol
     data: object  # training.dataset.LabelledFrame
     tags: dict[str, str] = field(default_factory=dict)
-
-
-@contextmanager
-def candlecast_home(root: Path) -> Iterator[Path]:
-    """Point CANDLECAST_HOME at ``root`` (settings reset) until the block ends, then restore."""
-    previous = os.environ.get("CANDLECAST_HOME")
-    os.environ["CANDLECAST_HOME"] = str(root)
-    reset_settings()
-    try:
-        yield root
-    finally:
-        if previous is None:
-            os.environ.pop("CANDLECAST_HOME", None)
-        else:
-            os.environ["CANDLECAST_HOME"] = previous
-        reset_settings()
 
 
 def publish_market(symbols: list[MarketSymbol], hours: int, end: pd.Timestamp = END) -> None:

@@ -6,16 +6,14 @@ the real BTC data under the ``data`` marker) with CANDLECAST_HOME pointing at it
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from candlecast.settings import reset_settings
 from tests.conftest import MARKETS, Market
+from tests.fakes.homes import candlecast_home
 
 BTC = "BTC-USD"
 
@@ -26,22 +24,6 @@ class FeatureHome:
 
     market: Market
     root: Path
-
-
-@contextlib.contextmanager
-def candlecast_home(root: Path) -> Iterator[Path]:
-    """CANDLECAST_HOME set to ``root`` (settings reset) for the block, then restored."""
-    previous = os.environ.get("CANDLECAST_HOME")
-    os.environ["CANDLECAST_HOME"] = str(root)
-    reset_settings()
-    try:
-        yield root
-    finally:
-        if previous is None:
-            os.environ.pop("CANDLECAST_HOME", None)
-        else:
-            os.environ["CANDLECAST_HOME"] = previous
-        reset_settings()
 
 
 def build_feature_home(root: Path, csv: Path, symbol: str = BTC) -> Path:
@@ -88,13 +70,3 @@ def feature_home(request: pytest.FixtureRequest) -> Iterator[FeatureHome]:
     built: FeatureHome = request.getfixturevalue(f"{request.param}_feature_home")
     with candlecast_home(built.root):
         yield built
-
-
-@pytest.fixture(scope="session")
-def btc_feature_home(real_feature_home: FeatureHome) -> Iterator[Path]:
-    """The real-data home alone, set as CANDLECAST_HOME for the rest of the session.
-
-    For tests that only make sense on the real BTC file; prefer ``feature_home``.
-    """
-    with candlecast_home(real_feature_home.root) as root:
-        yield root

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import ta
 
+from bench.reference_features import reference_features
 from ingestion.features import FEATURE_COLUMNS, V1_FEATURES, V2_FEATURES, compute_features
 from tests.conftest import Market
 from tests.integration.features.helpers import assert_rows_equal
-from tests.reference_features import reference_features
 
 #: Per market: the 3 missing hours the lag checks look at (punched into the real data; the
 #: synthetic market already lacks them) and a Monday 06:00 close for the time features.
