@@ -26,6 +26,7 @@ from feast.data_source import PushMode
 from feast.repo_operations import get_repo_files, parse_repo
 
 from candlecast.errors import BadInput
+from candlecast.feature_catalog import PRICE_FEATURES
 from candlecast.settings import get_settings
 from candlecast.times import utc
 
@@ -34,9 +35,8 @@ PUSH_SOURCE = "price_features_push"
 PRICE_SERVICE = "price_model_v1"
 #: The stationary features return-space models train on by default.
 DEFAULT_SERVICE = "price_model_v2"
-PAST_HOURS = 24
 #: v1 features that carry the current close and the past 24 closes, newest first.
-PRICE_FEATURES = ("close", *(f"price_{h}_hour_ago" for h in range(1, PAST_HOURS + 1)))
+PAST_HOURS = len(PRICE_FEATURES) - 1
 TS_SUFFIX = "__ts"  # Feast's suffix for a feature's event timestamp in OnlineResponse.to_dict
 
 

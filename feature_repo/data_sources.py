@@ -12,8 +12,8 @@ import os
 from feast import FileSource, PushSource
 from feast.data_format import ParquetFormat
 
+from candlecast.feature_catalog import FEATURE_FILES
 from candlecast.settings import get_settings
-from ingestion.feature_dataset import FeatureDataset
 
 if not os.path.isabs(os.environ.get("CANDLECAST_HOME", "")):
     # The bare Feast CLI chdirs into feature_repo/ and expands ${CANDLECAST_HOME} in
@@ -27,7 +27,7 @@ if not os.path.isabs(os.environ.get("CANDLECAST_HOME", "")):
 
 price_features_source = FileSource(
     name="price_features_source",
-    path=FeatureDataset(get_settings().features_dir).glob,
+    path=str(get_settings().features_dir / FEATURE_FILES),
     file_format=ParquetFormat(),
     timestamp_field="event_timestamp",
     description="Hourly feature rows, event_timestamp = candle close time (UTC, us)",

@@ -1,6 +1,7 @@
 """Feature views over the feature dataset: v1 (reference, 68) and v2 (stationary, 35).
 
-Values are computed by ``ingestion/features.py`` (DuckDB SQL, the only formula);
+Names and definitions come from ``candlecast/feature_catalog.py``; values are computed
+by ``ingestion/features.py`` (DuckDB SQL, the only formula);
 these views only declare them. Each field's ``description`` is its definition;
 the table below is the summary.
 
@@ -46,7 +47,7 @@ from entities import symbol
 from feast import FeatureView, Field
 from feast.types import Float64, String
 
-from ingestion.features import V1_FEATURES, V2_FEATURES
+from candlecast.feature_catalog import V1_FEATURES, V2_FEATURES
 
 TTL = timedelta(minutes=75)
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from candlecast.feature_catalog import FEATURE_FILES
 from candlecast.symbols import normalize_symbol
 from ingestion.features import FEATURE_SCHEMA, LOOKBACK_HOURS, compute_features
 from ingestion.store import CandleStore, atomic_write_parquet, corrupt_file_guard, folder_lock
@@ -64,10 +65,10 @@ class FeatureDataset:
     @property
     def glob(self) -> str:
         """Absolute glob of every feature file: the Feast FileSource path."""
-        return str(self.root / "*" / "*.parquet")
+        return str(self.root / FEATURE_FILES)
 
     def files(self, symbol: str | None = None) -> list[Path]:
-        pattern = f"{normalize_symbol(symbol)}/*.parquet" if symbol else "*/*.parquet"
+        pattern = f"{normalize_symbol(symbol)}/*.parquet" if symbol else FEATURE_FILES
         return sorted(self.root.glob(pattern))
 
     def symbols(self) -> list[str]:

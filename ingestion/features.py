@@ -5,7 +5,7 @@ pushed to the online store for serving) comes from :func:`compute_features`,
 the same SQL whether the candles were read from the candle store (a full or
 incremental run) or just fetched by the hourly update. There is no second formula.
 
-Conventions (documented in ``feature_repo/features.py`` too):
+Conventions (the definitions are ``candlecast/feature_catalog.py``):
 
 * One output row per (symbol, stored candle). ``event_timestamp`` is the
   candle's **close** time (open + 1 h): nothing of an unfinished hour is visible
@@ -29,88 +29,22 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from candlecast.feature_catalog import (
+    FEATURE_COLUMNS,
+    FEATURE_SCHEMA,
+    LAGS,
+    RETURN_HORIZONS,
+    RSI_WINDOW,
+    V1_FEATURES,
+    V2_FEATURES,
+)
 from candlecast.times import utc
 
-LAGS = range(1, 25)
-RETURN_HORIZONS = (2, 3, 4, 12, 24)
-RSI_WINDOW = 14
+__all__ = ["FEATURE_COLUMNS", "FEATURE_SCHEMA", "V1_FEATURES", "V2_FEATURES", "compute_features"]
+
 ARROW_BATCH_ROWS = 122_880
-#: Hours of candle history a feature row needs before its own candle (lag 24).
-LOOKBACK_HOURS = 24
-
-
-def _v1_features() -> dict[str, str]:
-    """v1: the reference system's 68 features (names and meanings kept)."""
-    out = {
-        "open": "open of the current candle (the one that closed at event_timestamp)",
-        "high": "high of the current candle",
-        "low": "low of the current candle",
-        "close": "close of the current candle",
-        "volume": "volume of the current candle",
-        "upper_shadow": "high - max(open, close)",
-        "lower_shadow": "min(open, close) - low",
-    }
-    out |= {f"price_{i}_hour_ago": f"close of the candle {i} h before the current" for i in LAGS}
-    out |= {f"volume_{i}_hour_ago": f"volume of the candle {i} h before the current" for i in LAGS}
-    out |= {
-        "pr_24hr_mavg": "mean of price_1..24_hour_ago",
-        "pr_24hr_mstd": "sample std (ddof 1) of price_1..24_hour_ago",
-        "volume_24hr_mavg": "mean of volume_1..24_hour_ago",
-        "volume_24hr_mstd": "sample std (ddof 1) of volume_1..24_hour_ago",
-    }
-    out |= {
-        f"percentage_return_{h}_hour": (
-            f"(price_1_hour_ago - price_{h}_hour_ago) / price_{h}_hour_ago"
-        )
-        for h in RETURN_HORIZONS
-    }
-    out["rsi"] = "ta.momentum.rsi(window=14) over price_24..1_hour_ago (oldest first), last value"
-    out |= _time_features(with_dow_cos=False)
-    return out
-
-
-def _v2_features() -> dict[str, str]:
-    """v2: stationary features for return-space models (windows include the current candle)."""
-    out = {f"log_return_{h}h": f"ln(close / price_{h}_hour_ago)" for h in LAGS}
-    out |= {
-        "log_volume_rel_24h": "ln(volume / mean volume of the 24 candles ending at the current)",
-        "volatility_6h": "sample std of the 6 latest hourly log returns (ending at the current)",
-        "volatility_24h": "sample std of the 24 latest hourly log returns (ending at the current)",
-        "close_dist_24h": (
-            "ln(close / mean close of the 24 candles ending at the current) / volatility_24h"
-        ),
-        "rsi_14": "RSI(14) as ta computes it over the 24 closes ending at the current close",
-        "range_rel": "(high - low) / close",
-        "body_rel": "(close - open) / close",
-    }
-    out |= _time_features(with_dow_cos=True)
-    return out
-
-
-def _time_features(with_dow_cos: bool) -> dict[str, str]:
-    """Cyclic time of event_timestamp: the hour/day of the candle a model forecasts next."""
-    out = {
-        "hour_sin": "sin(2*pi*hour/24), hour of day (UTC) of event_timestamp",
-        "hour_cos": "cos(2*pi*hour/24), hour of day (UTC) of event_timestamp",
-        "dow_sin": "sin(2*pi*dow/7), day of week (Mon=0, UTC) of event_timestamp",
-    }
-    if with_dow_cos:
-        out["dow_cos"] = "cos(2*pi*dow/7), day of week (Mon=0, UTC) of event_timestamp"
-    return out
-
-
-#: Ordered name -> definition of each feature view's features.
-V1_FEATURES: dict[str, str] = _v1_features()
-V2_FEATURES: dict[str, str] = _v2_features()
-#: All feature columns of the dataset, each once, in v1 then v2 order.
-FEATURE_COLUMNS: list[str] = list(dict.fromkeys([*V1_FEATURES, *V2_FEATURES]))
-FEATURE_SCHEMA = pa.schema(
-    [
-        ("symbol", pa.string()),
-        ("event_timestamp", pa.timestamp("us", tz="UTC")),
-        *[(name, pa.float64()) for name in FEATURE_COLUMNS],
-    ]
-)
+#: Hours of candle history a feature row needs before its own candle (the longest lag).
+LOOKBACK_HOURS = max(LAGS)
 
 
 def _mean(terms: Sequence[str]) -> str:
