@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         return self.home / "features"
 
     @property
+    def predictions_dir(self) -> Path:
+        return self.home / "predictions"
+
+    @property
     def feast_dir(self) -> Path:
         return self.home / "feast"
 

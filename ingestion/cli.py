@@ -32,6 +32,7 @@ from candlecast.cli import (
 )
 from candlecast.settings import get_settings
 from ingestion.cli_features import features, update
+from ingestion.cli_performance import performance
 from ingestion.gaps import missing_hours, summarize_gaps
 from ingestion.store import CandleStore
 
@@ -195,3 +196,4 @@ def status(
 
 app.command("features")(features)
 app.command("update")(update)
+app.command("performance")(performance)

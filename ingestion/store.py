@@ -209,8 +209,7 @@ class CandleStore:
         """
         folder = self.symbol_dir(symbol)
         with folder_lock(folder):
-            for orphan in folder.glob(".*.parquet.*.tmp"):  # left by a killed writer
-                orphan.unlink(missing_ok=True)
+            remove_orphans(folder)
             yield
 
     def _merge_month(
@@ -274,6 +273,16 @@ def describe_read_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     text = re.sub(r"^Could not open Parquet input source '[^']*': ", "", text)
     return text.rstrip(".") or type(exc).__name__
+
+
+def remove_orphans(folder: Path) -> None:
+    """Delete temp files a killed :func:`atomic_write_parquet` left in ``folder``.
+
+    Call it only while holding the folder's :func:`folder_lock`: then no live
+    writer owns a temp file there.
+    """
+    for orphan in folder.glob(".*.parquet.*.tmp"):
+        orphan.unlink(missing_ok=True)
 
 
 def atomic_write_parquet(table: pa.Table, path: Path) -> None:
