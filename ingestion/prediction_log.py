@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -45,10 +44,10 @@ from candlecast.symbols import normalize_symbol
 from candlecast.times import HOUR, utc
 from ingestion.store import (
     CandleStore,
-    _arrow_table,
     atomic_write_parquet,
     corrupt_file_guard,
     folder_lock,
+    query_parquet,
     remove_orphans,
 )
 
@@ -168,16 +167,10 @@ class PredictionLog:
         where, params = "TRUE", []
         if since is not None:
             where, params = "target_time >= ?", [utc(since).to_pydatetime()]
-        sql = (
-            f"SELECT {', '.join(PREDICTION_COLUMNS)} "
-            "FROM read_parquet(?, hive_partitioning=false) "
-            f"WHERE {where} ORDER BY symbol, target_time, model"
-        )
-        with self.guard(files), duckdb.connect() as con:
-            con.execute("SET TimeZone='UTC'")
-            relation = con.sql(sql, params=[[str(f) for f in files], *params])
-            table = _arrow_table(relation).cast(PREDICTION_SCHEMA)
-        return table.to_pandas()
+        with self.guard(files):
+            return query_parquet(
+                files, PREDICTION_SCHEMA, where, params, "symbol, target_time, model"
+            )
 
     def append(self, rows: pd.DataFrame | Iterable[Mapping]) -> AppendResult:
         """Log forecasts; a row whose key is already logged is left as it was.

@@ -126,15 +126,8 @@ class CandleStore:
         if end is not None:
             where.append("time < ?")
             params.append(utc(end).to_pydatetime())
-        sql = (
-            f"SELECT {', '.join(CANDLE_COLUMNS)} FROM read_parquet(?, hive_partitioning=false) "
-            f"WHERE {' AND '.join(where)} ORDER BY symbol, time"
-        )
-        with self.guard(files), duckdb.connect() as con:
-            con.execute("SET TimeZone='UTC'")
-            relation = con.sql(sql, params=[[str(f) for f in files], *params])
-            table = _arrow_table(relation).cast(CANDLE_SCHEMA)
-        return table.to_pandas()
+        with self.guard(files):
+            return query_parquet(files, CANDLE_SCHEMA, " AND ".join(where), params, "symbol, time")
 
     def guard(self, files: list[Path]) -> contextlib.AbstractContextManager[None]:
         """Turn a failed read of ``files`` into a :class:`CorruptFileError` naming the bad one."""
@@ -320,6 +313,24 @@ def to_candle_frame(candles: pd.DataFrame) -> pd.DataFrame:
     for column in CANDLE_COLUMNS[2:]:
         frame[column] = frame[column].astype("float64")
     return frame
+
+
+def query_parquet(
+    files: list[Path], schema: pa.Schema, where: str, params: list, order_by: str
+) -> pd.DataFrame:
+    """``schema``'s columns of ``files`` matching ``where``, sorted, via DuckDB in UTC.
+
+    The one parquet read of the stores (candles, the prediction log); callers wrap
+    it in their corrupt-file guard.
+    """
+    sql = (
+        f"SELECT {', '.join(schema.names)} FROM read_parquet(?, hive_partitioning=false) "
+        f"WHERE {where} ORDER BY {order_by}"
+    )
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone='UTC'")
+        relation = con.sql(sql, params=[[str(f) for f in files], *params])
+        return _arrow_table(relation).cast(schema).to_pandas()
 
 
 def _arrow_table(relation: duckdb.DuckDBPyRelation) -> pa.Table:
