@@ -20,12 +20,8 @@ import pytest
 
 from candlecast.contract import FAMILIES
 from deploy.serve import free_port, serve_in_background
-from tests.fakes.parity_market import (
-    MarketSymbol,
-    candlecast_home,
-    publish_market,
-    train_market,
-)
+from tests.fakes.homes import candlecast_home
+from tests.fakes.parity_market import MarketSymbol, publish_market, train_market
 
 pytestmark = [pytest.mark.integration]
 
