@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 from feast import FeatureService, FeatureStore
 from feast.data_source import PushMode
+from feast.errors import FeatureServiceNotFoundException
 from feast.repo_operations import get_repo_files, parse_repo
 
 from candlecast.errors import BadInput
@@ -124,10 +125,13 @@ def service_names(store: FeatureStore | None = None) -> list[str]:
 def feature_service(name: str, store: FeatureStore | None = None) -> FeatureService:
     """A registered FeatureService; an unknown name says which ones exist."""
     store = store or get_store()
-    known = service_names(store)
-    if name not in known:
-        raise UnknownFeatureServiceError(f"unknown feature service {name!r}; choose from {known}")
-    return store.get_feature_service(name)
+    try:
+        return store.get_feature_service(name)
+    except FeatureServiceNotFoundException:  # list what exists only on the error path
+        known = service_names(store)
+        raise UnknownFeatureServiceError(
+            f"unknown feature service {name!r}; choose from {known}"
+        ) from None
 
 
 def feature_refs(service_name: str, store: FeatureStore | None = None) -> list[str]:
