@@ -76,12 +76,12 @@ def _build_temporary_home(home: Path) -> None:
 
 def in_process(n: int = 300) -> dict[str, float]:
     """p50 ms of the whole predict (features + model) without HTTP, per model."""
-    from bentos.cnn_service import CNNModel
-    from bentos.lasso_service import LassoModel
+    from bentos.runners import service_for
     from bentos.service import PricePredictor
 
     service = PricePredictor.inner.__new__(PricePredictor.inner)
-    service.lasso, service.cnn = LassoModel(), CNNModel()  # in-process instances
+    for family in MODELS:  # in-process instances of the model services
+        setattr(service, family, service_for(family)())
     PricePredictor.inner.__init__(service)
     result = {}
     for model in MODELS:

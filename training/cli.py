@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from candlecast.cli import errors, out, progress, stage_app
-from candlecast.contract import FAMILIES, TARGETS, check_family, check_target
+from candlecast.contract import FAMILIES, check_family, check_target
 from candlecast.feast_store import DEFAULT_SERVICE
 from candlecast.settings import get_settings
 from candlecast.symbols import normalize_symbol
@@ -201,6 +201,3 @@ def import_model(path: Path = typer.Argument(..., help="A .bentomodel file.")) -
 
     with errors():
         out.print(f"imported {import_file(path)}")
-
-
-__all__ = ["TARGETS", "app", "check_target"]

@@ -15,12 +15,11 @@ import numpy as np
 import pandas as pd
 
 from candlecast import contract
-from candlecast.contract import TARGETS, check_target
+from candlecast.contract import check_target
 from candlecast.errors import BadInput
 from candlecast.times import HOUR
 
 KEYS = ["symbol", "event_timestamp"]
-__all__ = ["HOUR", "KEYS", "TARGETS", "DatasetError", "LabelledFrame", "load_dataset"]
 
 
 class DatasetError(BadInput, RuntimeError):
