@@ -1,7 +1,7 @@
 """Forecast metrics: one formula for the walk-forward evaluation and the live log.
 
 Training judges every model with :func:`forecast_metrics` (``training.evaluate``),
-and live performance (``ingestion.performance``) scores logged forecasts with the
+and live performance (``candlecast.performance``) scores logged forecasts with the
 same function, so an MAE or a directional accuracy means the same thing in a
 report, in the registry and in ``candlecast performance``. Plain numpy, no stage.
 """

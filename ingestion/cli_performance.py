@@ -40,11 +40,11 @@ def performance(
     Wilson band, the worst hour, and the window's forecasts with no outcome yet.
     Read-only.
     """
+    from candlecast.performance import performance as live_performance
+    from candlecast.performance import window_start
+    from candlecast.prediction_log import PredictionLog
     from candlecast.settings import get_settings
     from candlecast.times import utc_now
-    from ingestion.performance import performance as live_performance
-    from ingestion.performance import window_start
-    from ingestion.prediction_log import PredictionLog
 
     name = parse_symbol(symbol) if symbol else None
     predictions, now = PredictionLog(get_settings().predictions_dir), utc_now()

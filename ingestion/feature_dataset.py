@@ -33,9 +33,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from candlecast.feature_catalog import FEATURE_FILES
+from candlecast.parquet_io import atomic_write_parquet, corrupt_file_guard, folder_lock
 from candlecast.symbols import normalize_symbol
 from ingestion.features import FEATURE_SCHEMA, LOOKBACK_HOURS, compute_features
-from ingestion.store import CandleStore, atomic_write_parquet, corrupt_file_guard, folder_lock
+from ingestion.store import CandleStore
 
 log = logging.getLogger(__name__)
 

@@ -21,23 +21,25 @@ read failed, so the normal read stays one DuckDB query.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
-import re
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from candlecast.errors import CorruptFileError
+from candlecast.parquet_io import (
+    atomic_write_parquet,
+    corrupt_file_guard,
+    folder_lock,
+    query_parquet,
+    remove_orphans,
+)
 from candlecast.symbols import normalize_symbol
 from candlecast.times import utc
 
@@ -57,8 +59,6 @@ CANDLE_SCHEMA = pa.schema(
 )
 #: Sidecar file in a symbol folder marking its candles as generated, not real.
 SYNTHETIC_MARKER = "SYNTHETIC.json"
-#: What a failed parquet read raises: DuckDB's errors, pyarrow's and the OS's.
-READ_ERRORS = (duckdb.Error, pa.ArrowException, OSError)
 
 
 @dataclass(frozen=True)
@@ -68,22 +68,6 @@ class WriteResult:
     offered: int
     new: int
     existing: int
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``folder/.lock`` (created) for the block.
-
-    Serialises processes that rewrite the files of one folder; the lock dies with
-    its process, so a killed writer never leaves it held.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class CandleStore:
@@ -225,79 +209,6 @@ class CandleStore:
         return path, table, len(fresh)
 
 
-def unreadable_file(
-    files: Iterable[Path], schema: pa.Schema | None = None
-) -> tuple[Path, BaseException] | None:
-    """The first of ``files`` that cannot be read whole (with ``schema``'s columns), and why.
-
-    Reads every file completely: for the error path only, never a normal read.
-    """
-    for path in files:
-        try:
-            table = pq.read_table(path)
-            if schema is not None:
-                table.select(schema.names).cast(schema)
-        except (*READ_ERRORS, KeyError, ValueError, TypeError) as exc:
-            return Path(path), exc
-    return None
-
-
-@contextlib.contextmanager
-def corrupt_file_guard(
-    files: Iterable[Path], schema: pa.Schema | None, remedy: Callable[[Path], str]
-) -> Iterator[None]:
-    """Re-raise a failed read of ``files`` as :class:`CorruptFileError` for the bad file.
-
-    A failure no file explains (a bug, a vanished file) propagates unchanged.
-    """
-    try:
-        yield
-    except READ_ERRORS as exc:
-        bad = unreadable_file(files, schema)
-        if bad is None:
-            raise
-        path, cause = bad
-        log.debug("unreadable %s", path, exc_info=cause)
-        raise CorruptFileError(path, describe_read_error(cause), remedy(path)) from exc
-
-
-def describe_read_error(exc: BaseException) -> str:
-    """A read error on one line, without the path the message already names."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = re.sub(r"^Could not open Parquet input source '[^']*': ", "", text)
-    return text.rstrip(".") or type(exc).__name__
-
-
-def remove_orphans(folder: Path) -> None:
-    """Delete temp files a killed :func:`atomic_write_parquet` left in ``folder``.
-
-    Call it only while holding the folder's :func:`folder_lock`: then no live
-    writer owns a temp file there.
-    """
-    for orphan in folder.glob(".*.parquet.*.tmp"):
-        orphan.unlink(missing_ok=True)
-
-
-def atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` so readers see the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def empty_candles() -> pd.DataFrame:
     return CANDLE_SCHEMA.empty_table().to_pandas()
 
@@ -313,27 +224,3 @@ def to_candle_frame(candles: pd.DataFrame) -> pd.DataFrame:
     for column in CANDLE_COLUMNS[2:]:
         frame[column] = frame[column].astype("float64")
     return frame
-
-
-def query_parquet(
-    files: list[Path], schema: pa.Schema, where: str, params: list, order_by: str
-) -> pd.DataFrame:
-    """``schema``'s columns of ``files`` matching ``where``, sorted, via DuckDB in UTC.
-
-    The one parquet read of the stores (candles, the prediction log); callers wrap
-    it in their corrupt-file guard.
-    """
-    sql = (
-        f"SELECT {', '.join(schema.names)} FROM read_parquet(?, hive_partitioning=false) "
-        f"WHERE {where} ORDER BY {order_by}"
-    )
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone='UTC'")
-        relation = con.sql(sql, params=[[str(f) for f in files], *params])
-        return _arrow_table(relation).cast(schema).to_pandas()
-
-
-def _arrow_table(relation: duckdb.DuckDBPyRelation) -> pa.Table:
-    """A relation as an Arrow table across DuckDB versions (2.x renamed ``arrow()``)."""
-    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-    return fetch()

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from candlecast.cli import build_app
+from candlecast.prediction_log import PredictionLog
 from candlecast.settings import get_settings
-from ingestion.prediction_log import PredictionLog
 from ingestion.sample import synthetic_candles
 from ingestion.store import CandleStore
 from ingestion.validate import last_closed_end

@@ -23,14 +23,14 @@ import pytest
 
 from candlecast.errors import CorruptFileError
 from candlecast.metrics import forecast_metrics, wilson_band
-from candlecast.settings import PROJECT_ROOT, get_settings
-from ingestion.performance import UnknownWindowError, performance
-from ingestion.prediction_log import (
+from candlecast.performance import UnknownWindowError, performance
+from candlecast.prediction_log import (
     KEY,
     PREDICTION_SCHEMA,
     PredictionLog,
     PredictionRowError,
 )
+from candlecast.settings import PROJECT_ROOT, get_settings
 from ingestion.sample import synthetic_candles
 from ingestion.store import CandleStore
 from tests.fakes.predictions import forecast_rows, version_of
@@ -253,7 +253,7 @@ def test_read_filters_by_symbol_and_since(predictions, candles):
 CHILD = """
 import sys
 import numpy as np, pandas as pd
-from ingestion.prediction_log import PredictionLog
+from candlecast.prediction_log import PredictionLog
 from ingestion.sample import synthetic_candles
 from tests.fakes.predictions import forecast_rows
 candles = synthetic_candles("BTC-USD", 3000, seed=0, end=pd.Timestamp("2024-07-01", tz="UTC"))

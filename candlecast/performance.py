@@ -16,8 +16,8 @@ import pandas as pd
 
 from candlecast.errors import BadInput
 from candlecast.metrics import forecast_metrics
+from candlecast.prediction_log import MODELS
 from candlecast.times import utc, utc_now
-from ingestion.prediction_log import MODELS
 
 #: Window name -> length (None: every logged hour).
 WINDOWS: dict[str, pd.Timedelta | None] = {

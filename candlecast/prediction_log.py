@@ -9,7 +9,7 @@ Every file has :data:`PREDICTION_SCHEMA`, sorted by ``(target_time, model)``, on
 row per ``(symbol, model, target_time)``: the first forecast issued for an hour is
 the one on record, and a rerun or a restart that offers it again changes nothing.
 Writes merge into the month files under the symbol folder's lock and replace each
-file atomically (:func:`ingestion.store.atomic_write_parquet`), so a process killed
+file atomically (:func:`candlecast.parquet_io.atomic_write_parquet`), so a process killed
 at any instant leaves every file old or new, never torn, never duplicated.
 
 :meth:`PredictionLog.score` fills the outcome of every forecast whose target hour
@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -40,16 +41,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from candlecast.contract import FAMILIES, NAIVE
-from candlecast.symbols import normalize_symbol
-from candlecast.times import HOUR, utc
-from ingestion.store import (
-    CandleStore,
+from candlecast.parquet_io import (
     atomic_write_parquet,
     corrupt_file_guard,
     folder_lock,
     query_parquet,
     remove_orphans,
 )
+from candlecast.symbols import normalize_symbol
+from candlecast.times import HOUR, utc
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,12 @@ SCORE_COLUMNS = ["actual_close", "abs_error", "persistence_abs_error"]
 #: Columns ``append`` fills when a row leaves them out.
 OPTIONAL_COLUMNS = {"model_trained_until", "target_time", *SCORE_COLUMNS}
 _TIME_COLUMNS = ["model_trained_until", "issued_at", "as_of", "target_time"]
+
+
+class Candles(Protocol):
+    """What scoring reads: the candle store (``ingestion.store.CandleStore``)."""
+
+    def read(self, symbol: str, start: pd.Timestamp | None = None) -> pd.DataFrame: ...
 
 
 class PredictionRowError(ValueError):
@@ -198,7 +204,7 @@ class PredictionLog:
                 log.debug("%s: %d new forecasts, %d rows now", path, fresh, table.num_rows)
         return AppendResult(offered=len(frame), new=new, existing=len(frame) - new)
 
-    def score(self, candles: CandleStore) -> ScoreResult:
+    def score(self, candles: Candles) -> ScoreResult:
         """Fill the outcome of every unscored forecast whose target hour has a stored candle.
 
         Idempotent: scored rows are never touched, and a rerun with no new candles
@@ -221,7 +227,7 @@ class PredictionLog:
         return ScoreResult(scored=scored, missing=missing, waiting=waiting)
 
     def _score_symbol(
-        self, symbol: str, stored: dict[Path, pd.DataFrame], candles: CandleStore
+        self, symbol: str, stored: dict[Path, pd.DataFrame], candles: Candles
     ) -> _SymbolScore:
         """The month files of ``symbol`` that gain outcomes, and the hours still unknown."""
         logged = pd.concat(stored.values(), ignore_index=True)
