@@ -95,3 +95,20 @@ def _group_figures(symbol: str, model: str, version: str, group: pd.DataFrame, w
 def _number(value: float) -> float | None:
     """A float for JSON: NaN (no rows) becomes null."""
     return None if value is None or math.isnan(value) else float(value)
+
+
+def report(
+    symbol: str | None = None, window: str = "7d", now: pd.Timestamp | None = None
+) -> list[dict]:
+    """:func:`performance` of the prediction log under ``$CANDLECAST_HOME/predictions``.
+
+    The one entry point of ``candlecast performance`` and ``GET /performance``, so
+    both print the same figures for the same window.
+    """
+    from candlecast.prediction_log import PredictionLog
+    from candlecast.settings import get_settings
+
+    now = utc_now() if now is None else utc(now)
+    start = window_start(window, now)
+    predictions = PredictionLog(get_settings().predictions_dir)
+    return performance(predictions.read(symbol, since=start), window, now)

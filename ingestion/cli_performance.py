@@ -40,8 +40,7 @@ def performance(
     Wilson band, the worst hour, and the window's forecasts with no outcome yet.
     Read-only.
     """
-    from candlecast.performance import performance as live_performance
-    from candlecast.performance import window_start
+    from candlecast.performance import report, window_start
     from candlecast.prediction_log import PredictionLog
     from candlecast.settings import get_settings
     from candlecast.times import utc_now
@@ -51,7 +50,7 @@ def performance(
     with errors():
         start = window_start(window, now)
         logged = bool(predictions.files(name))
-        rows = live_performance(predictions.read(name, since=start), window, now)
+        rows = report(name, window, now)
     if as_json:
         out.print_json(json.dumps(rows))
     if not logged:
