@@ -103,12 +103,20 @@ def report(
     """:func:`performance` of the prediction log under ``$CANDLECAST_HOME/predictions``.
 
     The one entry point of ``candlecast performance`` and ``GET /performance``, so
-    both print the same figures for the same window.
+    both print the same figures for the same window. Each row also carries ``drift``:
+    the version's latest :mod:`candlecast.drift` report (its own window, default 7 d),
+    or None when none has been computed. Drift is shown beside the figures; nothing
+    acts on it.
     """
+    from candlecast import drift
     from candlecast.prediction_log import PredictionLog
     from candlecast.settings import get_settings
 
     now = utc_now() if now is None else utc(now)
     start = window_start(window, now)
     predictions = PredictionLog(get_settings().predictions_dir)
-    return performance(predictions.read(symbol, since=start), window, now)
+    rows = performance(predictions.read(symbol, since=start), window, now)
+    drifts = drift.load() if rows else {}
+    for row in rows:
+        row["drift"] = drifts.get((row["symbol"], row["model"], row["model_version"]))
+    return rows

@@ -23,6 +23,7 @@ COLUMNS = (
     "direction [95% band]",
     "worst hour (UTC)",
     "worst error",
+    "drift",
     "unscored",
 )
 
@@ -38,7 +39,9 @@ def performance(
     is in the window ($CANDLECAST_HOME/predictions): n, MAE, persistence MAE and
     their ratio (< 1 beats persistence), directional accuracy with its 95%
     Wilson band, the worst hour, and the window's forecasts with no outcome yet.
-    Read-only.
+    Beside them, the version's latest drift (largest PSI of its stationary inputs
+    and live errors against its training window; $CANDLECAST_HOME/drift): a reason
+    to look, never a reason to swap the model. Read-only.
     """
     from candlecast.performance import report, window_start
     from candlecast.prediction_log import PredictionLog
@@ -93,6 +96,7 @@ def _print_table(rows: list[dict], window: str, now) -> None:
             direction,
             worst.replace("T", " "),
             _money(r["worst_abs_error"]),
+            _drift(r.get("drift")),
             str(r["unscored"]),
         )
     out.print(table)
@@ -101,6 +105,24 @@ def _print_table(rows: list[dict], window: str, now) -> None:
         "on the same hours; unscored: not scored yet, or no candle for the hour (no trades)",
         soft_wrap=True,
     )
+    drift_window = next((r["drift"]["window"] for r in rows if r.get("drift")), None)
+    if drift_window:
+        out.print(
+            f"drift: the last {drift_window} of the stationary inputs and live errors against "
+            "the training window, largest PSI where the KS test is significant (moderate "
+            "0.1-0.25, major > 0.25; n/a: too few rows, see --json); shown beside the figures, "
+            "it never swaps a model",
+            soft_wrap=True,
+        )
+
+
+def _drift(report: dict | None) -> str:
+    """``PSI 0.31 major (volatility_24h)``; ``n/a`` when nothing could be compared."""
+    from candlecast.drift import summary
+
+    if report is None:
+        return "-"
+    return "n/a" if report.get("verdict") is None else escape(summary(report))
 
 
 def _money(value: float | None) -> str:

@@ -158,10 +158,17 @@ def print_report(payload: dict) -> None:
 @app.command("models")
 def list_models(
     symbol: str = typer.Option(None, "--symbol", "-s", help="Only this symbol."),
+    history: bool = typer.Option(
+        False, "--history", help="List every retrain instead: time, cut, metrics, decision."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="With --history: print JSON rows."),
 ) -> None:
     """List registered versions with stage, target and walk-forward ratio vs persistence."""
     from candlecast import model_store
 
+    if history:
+        print_history(normalize_symbol(symbol) if symbol else None, as_json)
+        return
     with errors():
         found = model_store.all_models(normalize_symbol(symbol) if symbol else None)
         table = Table(title=f"model store {get_settings().bentoml_home}")
@@ -180,6 +187,45 @@ def list_models(
                 model.created.strftime("%Y-%m-%d %H:%M"),
             )
         out.print(table)
+
+
+def print_history(symbol: str | None, as_json: bool) -> None:
+    """The retrain history (``training.history``), oldest first."""
+    import json
+
+    from training.retrain import history
+
+    with errors():
+        frame = history().read(symbol)
+    rows = [
+        {k: (None if v is None or v != v else v) for k, v in r.items()}  # NaN -> null
+        for r in json.loads(frame.to_json(orient="records", date_format="iso"))
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print(f"no retrains recorded under {history().root}")
+        return
+    table = Table(title=f"retrain history {history().path}")
+    for col in ("at", "symbol", "model", "trigger", "cut", "version", "stage", "MAE", "ratio"):
+        table.add_column(col, no_wrap=col in ("at", "cut"))
+    table.add_column("decision / reason")
+    for r in rows:
+        ratio = r["mae_ratio_vs_persistence"]
+        table.add_row(
+            r["at"][:16].replace("T", " "),
+            r["symbol"],
+            r["family"],
+            r["trigger"],
+            (r["cut"] or "-")[:16].replace("T", " "),
+            (r["tag"] or "-").rsplit(":", 1)[-1],
+            r["stage"] or "[red]failed[/]",
+            "-" if r["mae"] is None else f"{r['mae']:.2f}",
+            "-" if ratio is None else f"{ratio:.4f}",
+            f"{r['decision']} (why: {r['reason']})",
+        )
+    out.print(table)
 
 
 @app.command("export")

@@ -38,18 +38,44 @@ def same_period(a: dict, b: dict) -> bool:
     )
 
 
-def decide(new: dict, incumbent: dict | None, incumbent_tag: str = "") -> Decision:
+@dataclass(frozen=True)
+class LiveEvidence:
+    """How the champion did live: its MAE ratio vs persistence over ``hours`` scored hours."""
+
+    ratio: float
+    hours: int
+
+    def __str__(self) -> str:
+        return f"live MAE ratio {self.ratio:.3f} vs persistence over {self.hours} h"
+
+
+def decide(
+    new: dict,
+    incumbent: dict | None,
+    incumbent_tag: str = "",
+    live: LiveEvidence | None = None,
+) -> Decision:
     """Promotion rule: first version wins; later ones must not be worse on the same period.
 
     ``new`` and ``incumbent`` are walk-forward metrics dicts that must cover the
     same period (the caller re-evaluates the new recipe on the champion's
-    period when they differ).
+    period when they differ). ``live``: the champion's own record since it was
+    promoted. When it is losing to persistence live (ratio > 1), its walk-forward
+    figures are no longer the evidence that counts: the new version wins if its
+    walk-forward ratio is lower than the ratio the champion is delivering.
     """
     if incumbent is None:
         return Decision(CHAMPION, "first registered version of this family")
     if not same_period(new, incumbent):
         raise ValueError("promotion compares walk-forward MAE on the same period only")
     period = f"{new['period_start']} .. {new['period_end']}"
+    ratio = new.get("mae_ratio_vs_persistence", float("nan"))
+    if live is not None and live.ratio > 1.0 and math.isfinite(ratio) and ratio < live.ratio:
+        return Decision(
+            CHAMPION,
+            f"champion {incumbent_tag} loses to persistence ({live}); walk-forward ratio "
+            f"{ratio:.3f} on {period} is better",
+        )
     if not math.isfinite(new["mae"]) or new["mae"] > incumbent["mae"]:
         return Decision(
             CANDIDATE,

@@ -65,8 +65,12 @@ def train_family(
     test_start: pd.Timestamp,
     cfg: FitConfig,
     on_fold: Callable[[Fold], None] | None = None,
+    live: registry.LiveEvidence | None = None,
 ) -> TrainOutcome:
-    """Walk-forward over ``[test_start, cut)``, final fit on rows known by ``cut``, register."""
+    """Walk-forward over ``[test_start, cut)``, final fit on rows known by ``cut``, register.
+
+    ``live``: the champion's live record, for the promotion gate (``registry.decide``).
+    """
     log.info("%s %s: walk-forward %s .. %s", data.symbol, family, test_start, cut)
     evaluation = walk_forward(data, family, weekly_folds(test_start, cut), cfg, on_fold)
     summary = score(evaluation)
@@ -75,7 +79,7 @@ def train_family(
     fitted = fit_on(rows, data, family, cfg)
     final_seconds = (pd.Timestamp.now() - started).total_seconds()
     spec = build_spec(data, fitted, rows, summary, cut)
-    decision, comparison = promotion(data, family, summary, cfg)
+    decision, comparison = promotion(data, family, summary, cfg, live)
     spec = replace(spec, champion_comparison=comparison)
     tag = registry.register(fitted, spec, decision)
     m = summary["metrics"]
@@ -92,7 +96,11 @@ def train_family(
 
 
 def promotion(
-    data: LabelledFrame, family: str, summary: dict, cfg: FitConfig
+    data: LabelledFrame,
+    family: str,
+    summary: dict,
+    cfg: FitConfig,
+    live: registry.LiveEvidence | None = None,
 ) -> tuple[registry.Decision, dict | None]:
     """Apply the promotion rule, re-running the recipe on the champion's period if needed.
 
@@ -107,7 +115,7 @@ def promotion(
         folds = weekly_folds(utc(theirs["period_start"]), utc(theirs["period_end"]))
         ours = score(walk_forward(data, family, folds, cfg))["metrics"]
         comparison = {k: ours[k] for k in ("mae", "period_start", "period_end")}
-    return registry.decide(ours, theirs, incumbent.tag), comparison
+    return registry.decide(ours, theirs, incumbent.tag, live), comparison
 
 
 def build_spec(
