@@ -27,15 +27,15 @@ from feast.errors import FeatureServiceNotFoundException
 from feast.repo_operations import get_repo_files, parse_repo
 
 from candlecast.errors import BadInput
-from candlecast.feature_catalog import PRICE_FEATURES
+from candlecast.feature_catalog import (  # the service names are used as feast_store's
+    DEFAULT_SERVICE,  # noqa: F401
+    PRICE_FEATURES,
+    PRICE_SERVICE,  # noqa: F401
+)
 from candlecast.settings import get_settings
 from candlecast.times import utc
 
 PUSH_SOURCE = "price_features_push"
-#: The reference features: every served symbol's close and past closes come from it.
-PRICE_SERVICE = "price_model_v1"
-#: The stationary features return-space models train on by default.
-DEFAULT_SERVICE = "price_model_v2"
 #: v1 features that carry the current close and the past 24 closes, newest first.
 PAST_HOURS = len(PRICE_FEATURES) - 1
 TS_SUFFIX = "__ts"  # Feast's suffix for a feature's event timestamp in OnlineResponse.to_dict

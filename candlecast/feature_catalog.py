@@ -89,6 +89,10 @@ FEATURE_SCHEMA = pa.schema(
         *[(name, pa.float64()) for name in FEATURE_COLUMNS],
     ]
 )
+#: The reference FeatureService: every served symbol's close and past closes come from it.
+PRICE_SERVICE = "price_model_v1"
+#: The FeatureService of the stationary features return-space models train on by default.
+DEFAULT_SERVICE = "price_model_v2"
 #: Where the feature dataset's rows live under ``Settings.features_dir``: one folder per
 #: symbol, one file per UTC month (no ``key=value`` names: DuckDB would add a column).
 FEATURE_FILES = "*/*.parquet"

@@ -62,8 +62,8 @@ def parse_duration(text: str) -> pd.Timedelta | None:
 @app.command()
 def live(
     once: bool = typer.Option(False, "--once", help="Run one cycle now and exit."),
-    replay: tuple[str, str] = typer.Option(
-        (None, None),
+    replay: tuple[str, str] | None = typer.Option(
+        None,
         "--replay",
         metavar="START END",
         help="Replay the cycle hour by hour over a past period (UTC), on a simulated clock.",
@@ -95,16 +95,17 @@ def live(
     to start). --replay START END runs the same cycle over past hours, the clock
     set to each hour's close, so a new install gets an honest track record.
     """
-    from bentos.registry import served_families, served_symbols
     from candlecast.cli import errors, out, parse_symbols, parse_when
     from deploy import live as loop
-    from deploy.cycle import LiveConfig
-    from deploy.schedule import RetrainPolicy
 
     with errors():
-        if healthcheck:
+        if healthcheck:  # the container's healthcheck: kept light (no BentoML, no Feast)
             out.print(loop.check_heartbeat(max_age))
             return
+        from bentos.registry import served_families, served_symbols
+        from deploy.cycle import LiveConfig
+        from deploy.schedule import RetrainPolicy
+
         policy = RetrainPolicy(
             every=parse_duration(retrain_every),
             early_window=parse_duration(early_window),
@@ -119,7 +120,7 @@ def live(
             retrain=policy,
             drift=drift,
         )
-        if replay[0] is not None:
+        if replay:
             start, end = parse_when(replay[0]), parse_when(replay[1])
             reports = loop.replay(config, start, end, history_days=history_days)
             logged = sum(r.logged for r in reports)

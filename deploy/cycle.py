@@ -33,7 +33,6 @@ from candlecast.prediction_log import PredictionLog
 from candlecast.settings import get_settings
 from candlecast.times import HOUR, utc
 from deploy.clock import Clock
-from deploy.forecasts import Forecaster
 from deploy.schedule import RetrainPolicy, due_retrains, initial_retrains
 
 log = logging.getLogger(__name__)
@@ -86,6 +85,8 @@ class Cycle:
     """The loop's state across cycles: the config, the clock, the forecaster."""
 
     def __init__(self, config: LiveConfig, clock: Clock) -> None:
+        from deploy.forecasts import Forecaster  # BentoML and Feast: not for the healthcheck
+
         self.config = config
         self.clock = clock
         self.forecaster = Forecaster(config.symbols, config.families, clock.now_datetime)

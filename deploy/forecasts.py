@@ -44,7 +44,7 @@ class Forecaster:
         self.symbols = list(symbols)
         self.families = list(families)
         self.clock = clock
-        self.features = FeatureSource(cache_seconds=0)  # the loop reads each new hour once
+        self._features: FeatureSource | None = None
         self._forwards: dict[str, Predict] = {}
         self._stored: dict[tuple[str, str], model_store.StoredModel] = {}
         self._signature: tuple | None = None
@@ -91,6 +91,13 @@ class Forecaster:
                     if stored.tag not in self._forwards:
                         self._forwards[stored.tag] = stored.forward()
         return found
+
+    @property
+    def features(self) -> FeatureSource:
+        """Built on first use: a new home has no Feast registry until the first fetch."""
+        if self._features is None:
+            self._features = FeatureSource(cache_seconds=0)  # each new hour is read once
+        return self._features
 
     def predictor(self) -> Predictor:
         families = {

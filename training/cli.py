@@ -15,7 +15,7 @@ from rich.table import Table
 
 from candlecast.cli import errors, out, progress, stage_app
 from candlecast.contract import FAMILIES, check_family, check_target
-from candlecast.feast_store import DEFAULT_SERVICE
+from candlecast.feature_catalog import DEFAULT_SERVICE
 from candlecast.settings import get_settings
 from candlecast.symbols import normalize_symbol
 from training.dataset import load_dataset

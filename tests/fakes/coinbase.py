@@ -84,6 +84,7 @@ class FakeCoinbase:
         self.requests: list[RecordedRequest] = []
         self._candles: dict[str, pd.DataFrame] = {}
         self._faults: deque[Fault] = deque()
+        self._outages: list[tuple[pd.Timestamp, pd.Timestamp]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -113,6 +114,16 @@ class FakeCoinbase:
         """Answer the next ``times`` requests with this fault instead of candles."""
         with self._lock:
             self._faults.extend(Fault(status, body, retry_after, delay) for _ in range(times))
+
+    def outage(self, start: pd.Timestamp, end: pd.Timestamp) -> None:
+        """Answer 503 to requests made while the requester's clock is in ``[start, end)``.
+
+        The requester's clock (to the hour) is read from the request's ``end`` (a
+        client asks for the candles closed by its "now"), so a replay on a simulated
+        clock meets the outage at the simulated hours, as a live loop would live.
+        """
+        with self._lock:
+            self._outages.append((utc(start), utc(end)))
 
     def inject_malformed(self, kind: str, times: int = 1) -> None:
         """Answer with HTTP 200 and a broken body: one of :data:`MALFORMED_BODIES`."""
@@ -156,11 +167,22 @@ class FakeCoinbase:
         delay = self.delay + (fault.delay if fault else 0.0)
         if delay:
             time.sleep(delay)
+        if fault is None and self._in_outage(params):
+            fault = Fault(503, _error("Service Unavailable"))
         if fault is not None and (fault.status != 200 or fault.body is not None):
             headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after}"}
             body = fault.body if fault.body is not None else _error(f"fault {fault.status}")
             return fault.status, body, headers
         return self._candles_response(symbol, params)
+
+    def _in_outage(self, params: dict[str, str]) -> bool:
+        if not self._outages or "end" not in params:
+            return False
+        try:
+            asked = utc(pd.Timestamp(params["end"])) + HOUR  # end is inclusive: the last open time
+        except ValueError:
+            return False
+        return any(start <= asked < end for start, end in self._outages)
 
     def _candles_response(self, symbol: str, params: dict[str, str]) -> tuple[int, bytes, dict]:
         with self._lock:
