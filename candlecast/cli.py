@@ -140,10 +140,30 @@ def build_app() -> typer.Typer:
         rank = STAGE_ORDER.index(point.name) if point.name in STAGE_ORDER else len(STAGE_ORDER)
         return rank, point.name
 
-    for point in sorted(entry_points(group=ENTRY_POINTS), key=order):
+    points = sorted(entry_points(group=ENTRY_POINTS), key=order)
+    stages = [point.load() for point in points] or source_stages()
+    for stage in stages:
         # The stage's commands join the root directly (its own callback is this one).
-        app.registered_commands.extend(point.load().registered_commands)
+        app.registered_commands.extend(stage.registered_commands)
     return app
+
+
+def source_stages() -> list[typer.Typer]:
+    """The stage apps found beside this package when it is not installed (the Bento).
+
+    A Bento carries the source tree but no package metadata, so no entry points:
+    ``python -m candlecast live`` in the image still finds ``deploy.cli``.
+    """
+    from importlib import import_module
+
+    apps = []
+    for name in STAGE_ORDER:
+        try:
+            apps.append(import_module(f"{name}.cli").app)
+        except ModuleNotFoundError as exc:
+            if exc.name not in (name, f"{name}.cli"):
+                raise
+    return apps
 
 
 def main() -> None:
