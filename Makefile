@@ -15,7 +15,7 @@ export FEAST_USAGE := False
 DEMO_HOME ?= $(CANDLECAST_HOME)/demo-$(SOURCE)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve test test-slow bench lint format image clean
+.PHONY: help install demo serve live test test-slow bench lint format image clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ demo: $(STAMP) ## Run the whole pipeline offline (SOURCE=coinbase for live data)
 
 serve: $(STAMP) ## Serve the API on :3000 from CANDLECAST_HOME (train champions first; ARGS=--development for the fused layout)
 	$(BIN)/candlecast serve $(ARGS)
+
+live: $(STAMP) ## Run the live loop and the API on :3000 together (Ctrl-C stops both; ARGS=--once ...)
+	$(BIN)/candlecast live --serve 3000 $(ARGS)
 
 test: $(STAMP) ## Run the default test suite (unit + integration, not slow)
 	$(BIN)/python -m pytest -m "not slow"

@@ -87,6 +87,9 @@ def live(
         False, "--healthcheck", help="Exit 0 if the loop's heartbeat is fresh, else 1."
     ),
     max_age: float = typer.Option(600.0, help="Healthcheck: oldest acceptable heartbeat (s)."),
+    serve_port: int = typer.Option(
+        None, "--serve", help="Also serve the API on 127.0.0.1:PORT while the loop runs."
+    ),
 ) -> None:
     """Run candlecast by itself: every hour fetch the closed candle, publish its features,
     forecast with every served model, log and score the forecasts, retrain when due.
@@ -129,4 +132,4 @@ def live(
             report = loop.run_once(config)
             out.print_json(data=report.summary())
         else:
-            loop.run_forever(config)
+            loop.run_forever(config, serve_port=serve_port)

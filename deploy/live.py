@@ -39,6 +39,8 @@ from deploy.cycle import Cycle, CycleReport, LiveConfig, first_cycle_time
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 60.0
+#: A cycle running longer than this stops the heartbeat: the healthcheck then fails.
+CYCLE_LIMIT = 3000.0
 
 
 class LoopLockedError(Failure, RuntimeError):
@@ -105,6 +107,29 @@ def check_heartbeat(max_age: float) -> str:
 
 
 @contextlib.contextmanager
+def beating(report: CycleReport | None, limit: float = CYCLE_LIMIT, **extra) -> Iterator[None]:
+    """Keep the heartbeat fresh while a cycle runs (a retrain can take many minutes).
+
+    It stops beating after ``limit`` seconds, so a hung cycle turns the healthcheck red.
+    """
+    done = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not done.is_set() and time.monotonic() - started < limit:
+            write_heartbeat("cycle", report, **extra)
+            done.wait(HEARTBEAT_EVERY)
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+@contextlib.contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGTERM/SIGINT set ``stop`` (in the main thread; elsewhere nothing is installed)."""
     if threading.current_thread() is not threading.main_thread():
@@ -131,12 +156,18 @@ def run_once(config: LiveConfig) -> CycleReport:
         return report
 
 
-def run_forever(config: LiveConfig, stop: threading.Event | None = None) -> int:
-    """Cycle every hour until stopped; returns the number of cycles run."""
+def run_forever(
+    config: LiveConfig, stop: threading.Event | None = None, serve_port: int | None = None
+) -> int:
+    """Catch up now, then cycle every hour until stopped; returns the number of cycles.
+
+    ``serve_port``: also run the HTTP API (``bentoml serve`` on 127.0.0.1) from the
+    first cycle on, stopped with the loop (``make live``).
+    """
     stop = stop or threading.Event()
     clock = Clock(stop)
     cycles = 0
-    with loop_lock(), stop_on_signals(stop):
+    with loop_lock(), stop_on_signals(stop), contextlib.ExitStack() as services:
         cycle = Cycle(config, clock)
         log.info(
             "live loop PID %d on %s: %s, models %s + naive",
@@ -145,22 +176,33 @@ def run_forever(config: LiveConfig, stop: threading.Event | None = None) -> int:
             ", ".join(config.symbols),
             ", ".join(config.families),
         )
-        report = None
+        report, start = None, clock.now()  # the first cycle runs at once: it catches up
         while not stop.is_set():
-            start = first_cycle_time(clock.now(), config.publish_delay)
             while not stop.is_set() and clock.now() < start:
                 write_heartbeat("waiting", report, next_cycle=start.isoformat())
                 left = (start - clock.now()).total_seconds()
                 clock.sleep(min(HEARTBEAT_EVERY, left))
             if stop.is_set():
                 break
-            write_heartbeat("cycle", report, hour=start.floor("h").isoformat())
-            report = cycle.run(should_stop=stop.is_set)
+            with beating(report, hour=clock.now().floor("h").isoformat()):
+                report = cycle.run(should_stop=stop.is_set)
             cycles += 1
-            write_heartbeat("waiting", report)
+            if serve_port is not None and cycles == 1 and not stop.is_set():
+                services.enter_context(_serving(serve_port))
+            start = first_cycle_time(clock.now(), config.publish_delay)
         write_heartbeat("stopped", report)
         log.info("live loop stopped after %d cycles", cycles)
     return cycles
+
+
+@contextlib.contextmanager
+def _serving(port: int) -> Iterator[None]:
+    from deploy.serve import serve_in_background
+
+    log_path = live_dir() / "serve.log"
+    with serve_in_background(port, log_path=log_path) as client:
+        log.info("serving %s (dashboard and API; log %s)", client.base_url, log_path)
+        yield
 
 
 def replay(
