@@ -47,7 +47,7 @@ class LiveConfig:
     publish_delay: float = 5.0  # seconds after the hour before the first fetch
     max_wait: float = 900.0  # give up on an hour's candle after this long
     poll_first: float = 1.0
-    poll_max: float = 30.0
+    poll_max: float = 5.0  # an hour published late is still seen within 5 s
     catch_up_hours: int = 168
     retrain: RetrainPolicy = field(default_factory=RetrainPolicy)
     drift: bool = True
