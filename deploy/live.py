@@ -18,6 +18,7 @@ of a wait, rewrites ``live/heartbeat.json`` (atomically); the healthcheck
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -39,6 +40,8 @@ from deploy.cycle import Cycle, CycleReport, LiveConfig, first_cycle_time
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 60.0
+#: A replay computes drift once per simulated day (the loop live: every cycle).
+REPLAY_DRIFT_EVERY = 24
 #: A cycle running longer than this stops the heartbeat: the healthcheck then fails.
 CYCLE_LIMIT = 3000.0
 
@@ -219,6 +222,8 @@ def replay(
     if end + HOUR > utc_now():
         raise ReplayRangeError(f"replay end {end} is not in the past; use `candlecast live`")
     stop = stop or threading.Event()
+    if config.drift_every_hours == 1:
+        config = dataclasses.replace(config, drift_every_hours=REPLAY_DRIFT_EVERY)
     reports: list[CycleReport] = []
     with loop_lock(), stop_on_signals(stop):
         first = prepare_replay(config, start, history_days)

@@ -63,22 +63,25 @@ def due_retrains(
     from training.retrain import history
 
     now = utc(now)
-    records = history()
+    past = history().read(symbol)  # one read of the history and of the log per cycle
+    window = policy.early_window
+    recent = predictions.read(symbol, since=now - window) if window is not None else None
     scheduled, early, reasons, live = [], [], [], {}
     for family in families:
         champion = champion_of(family, symbol)
         if champion is None:
             continue
-        last = records.last(symbol, family)
+        mine = past.loc[past["family"] == family, "at"]
+        last = mine.max() if len(mine) else None
         since = last if last is not None else utc(champion.spec.cut or champion.created)
         if policy.every is not None and now - since >= policy.every:
             scheduled.append(family)
             continue
-        evidence = live_evidence(predictions, symbol, champion.tag, family, now, policy)
-        if evidence is not None and (last is None or now - last >= policy.early_window):
+        evidence = live_evidence(recent, champion.tag, family, now, policy)
+        if evidence is not None and (last is None or now - last >= window):
             early.append(family)
-            reasons.append(f"{family} champion {champion.tag}: {evidence}")
             live[family] = LiveEvidence(*evidence)
+            reasons.append(f"{family} champion {champion.tag}: {live[family]}")
     due: list[Due] = []
     if scheduled:
         every = f"{policy.every.total_seconds() / 3600:g} h"
@@ -89,19 +92,20 @@ def due_retrains(
 
 
 def live_evidence(
-    predictions: PredictionLog,
-    symbol: str,
+    recent: pd.DataFrame | None,
     tag: str,
     family: str,
     now: pd.Timestamp,
     policy: RetrainPolicy,
 ) -> tuple[float, int] | None:
-    """(ratio, scored hours) when ``tag`` lost to persistence over the window, else None."""
-    if policy.early_window is None:
+    """(ratio, scored hours) when ``tag`` lost to persistence over the window, else None.
+
+    ``recent``: the symbol's logged rows with a target in the window (None: early off).
+    """
+    if recent is None or policy.early_window is None:
         return None
     hours = int(policy.early_window / pd.Timedelta(hours=1))
-    rows = predictions.read(symbol, since=now - policy.early_window)
-    rows = rows[(rows["model"] == family) & (rows["target_time"] > now - policy.early_window)]
+    rows = recent[(recent["model"] == family) & (recent["target_time"] > now - policy.early_window)]
     figures = [r for r in performance(rows, "all", now) if r["model_version"] == tag]
     if not figures:
         return None

@@ -122,6 +122,20 @@ class UpdateResult:
         return ((now or pd.Timestamp.now(tz="UTC")) - self.latest_close).total_seconds()
 
 
+_readers: dict[int, object] = {}
+
+
+def _price_reader(store: FeatureStore):
+    """The price-service online reader of ``store``, built once (its refs parse the registry)."""
+    from candlecast import feast_store
+
+    key = id(store)
+    if key not in _readers:
+        _readers.clear()
+        _readers[key] = feast_store.OnlineReader(feast_store.PRICE_SERVICE, store)
+    return _readers[key]
+
+
 def update_job(
     symbols: list[str] | None = None,
     now: pd.Timestamp | None = None,
@@ -179,18 +193,16 @@ def _update_one(
 
     started = time.perf_counter()
     dataset.stats(symbol)  # an unreadable feature file stops the job before anything is stored
-    stored = candles.read(symbol)
+    last = candles.last_time(symbol)
     reference = now or pd.Timestamp.now(tz="UTC")
-    if stored.empty:
-        start = reference.floor("h") - (LOOKBACK_HOURS + 1) * HOUR
-    else:
-        start = stored["time"].max() + HOUR
+    seed = reference.floor("h") - (LOOKBACK_HOURS + 1) * HOUR  # a new symbol: the last day
+    start = seed if last is None else last + HOUR
     fetched = fetch_candles(symbol, start, client=client, now=now)
     written = candles.write(fetched.candles)
     extended = extend_features(candles, dataset, symbol)
     feast_store.push_online(extended.rows, store)
     latest, _ = dataset.stats(symbol)
-    online = feast_store.OnlineReader(feast_store.PRICE_SERVICE, store).read(symbol)
+    online = _price_reader(store).read(symbol)
     if latest is not None and online.event_timestamp != latest:
         log.warning(
             "%s: the online store serves the row of %s but the newest feature row is %s; "

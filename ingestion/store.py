@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from candlecast.parquet_io import (
@@ -112,6 +113,15 @@ class CandleStore:
             params.append(utc(end).to_pydatetime())
         with self.guard(files):
             return query_parquet(files, CANDLE_SCHEMA, " AND ".join(where), params, "symbol, time")
+
+    def last_time(self, symbol: str) -> pd.Timestamp | None:
+        """Open time of ``symbol``'s newest stored candle (reads its last month file only)."""
+        files = self.files(symbol)
+        if not files:
+            return None
+        with self.guard(files[-1:]):
+            times = pq.read_table(files[-1], columns=["time"]).column("time")
+        return pd.Timestamp(pc.max(times).as_py()) if len(times) else None
 
     def guard(self, files: list[Path]) -> contextlib.AbstractContextManager[None]:
         """Turn a failed read of ``files`` into a :class:`CorruptFileError` naming the bad one."""

@@ -100,12 +100,6 @@ class RetrainHistory:
             table = pa.Table.from_pandas(frame, schema=HISTORY_SCHEMA, preserve_index=False)
             atomic_write_parquet(table, self.path)
 
-    def last(self, symbol: str, family: str) -> pd.Timestamp | None:
-        """When ``family`` of ``symbol`` last retrained (any outcome), or None."""
-        frame = self.read(symbol)
-        frame = frame[frame["family"] == family]
-        return None if frame.empty else frame["at"].max()
-
     @staticmethod
     def remedy(path: Path) -> str:
         return (
