@@ -36,6 +36,11 @@ class UnknownModel(CandlecastError):  # noqa: N818 (names of the API contract)
     code = "unknown_model"
 
 
+class UnknownWindow(CandlecastError):  # noqa: N818 (names of the API contract)
+    status = 400
+    code = "unknown_window"
+
+
 class BadTime(CandlecastError):  # noqa: N818 (names of the API contract)
     status = 422
     code = "bad_time"
@@ -63,6 +68,7 @@ _BY_CODE: dict[str, type[CandlecastError]] = {
     for cls in (
         UnknownSymbol,
         UnknownModel,
+        UnknownWindow,
         BadTime,
         BadRequest,
         FeaturesUnavailable,

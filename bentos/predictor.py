@@ -4,6 +4,10 @@
 assembles the result. Models are injected as async callables and features as
 any object with ``online``/``historical`` (``bentos.features.FeatureSource``),
 so unit tests run it with fakes and the service wires in the real ones.
+
+The champions it serves are one immutable snapshot (``snapshot``), replaced whole
+by :meth:`Predictor.swap` (``bentos.reload``); a request reads it once, so its
+model, its spec and the version its row names (``bentos.encoding``) agree.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import anyio
 import numpy as np
 
+from bentos.encoding import FAILED, MISSING, decode, encode
 from bentos.errors import (
     BadTime,
     FeaturesUnavailable,
@@ -26,7 +32,7 @@ from bentos.errors import (
 )
 from bentos.features import FeatureRow
 from bentos.registry import default_model
-from bentos.runners import encode
+from bentos.reload import Snapshot
 from candlecast import contract
 from candlecast.contract import NAIVE, ModelSpec
 from candlecast.feast_store import PAST_HOURS
@@ -34,19 +40,41 @@ from candlecast.feast_store import PRICE_SERVICE as PRICE_FEATURE_SERVICE
 from candlecast.times import HOUR, utc
 
 RunModel = Callable[[np.ndarray], Awaitable[np.ndarray]]
+WarmModels = Callable[[list[str]], Awaitable[Any]]
 ENTITY_COLUMNS = ("symbol", "event_timestamp")
 
 
 @dataclass(frozen=True)
 class ServedFamily:
-    """One model service: its champion per symbol and the async call into it."""
+    """One model service: its champion per symbol at start-up and the async calls into it.
+
+    ``run`` takes request rows (``bentos.encoding``); ``load`` has the model service load
+    versions before they are served (None: nothing to load, e.g. in-process models).
+    """
 
     specs: Mapping[str, ModelSpec]
     run: RunModel
+    load: WarmModels | None = None
 
-    def encode(self, symbol: str, x: np.ndarray) -> np.ndarray:
-        width = max(len(s.features) for s in self.specs.values())
-        return encode(list(self.specs).index(symbol), x, width)
+    async def warm(self, tags: list[str]) -> None:
+        if self.load is not None:
+            await self.load(tags)
+
+
+def freeze(specs: Mapping[str, Mapping[str, ModelSpec]]) -> Snapshot:
+    """An immutable copy of family -> symbol -> spec."""
+    return MappingProxyType({f: MappingProxyType(dict(s)) for f, s in specs.items()})
+
+
+def check_symbol(symbol: Any, known: list[str]) -> str:
+    """The served symbol asked for (upper-cased), or UnknownSymbol naming the known ones."""
+    name = str(symbol or "").strip().upper()
+    if name not in known:
+        raise UnknownSymbol(
+            f"Unknown symbol {symbol!r}. Known symbols: {', '.join(known)}",
+            known_symbols=known,
+        )
+    return name
 
 
 class Predictor:
@@ -62,30 +90,33 @@ class Predictor:
     ) -> None:
         self.symbols = list(symbols)
         self.families = dict(families)
+        self.snapshot = freeze({f: fam.specs for f, fam in self.families.items()})
         self.features = features
         self.stale_after_seconds = stale_after_seconds
         self.clock = clock
 
-    def specs(self, symbol: str) -> dict[str, ModelSpec]:
+    def swap(self, snapshot: Mapping[str, Mapping[str, ModelSpec]]) -> None:
+        """Serve ``snapshot`` from the next request on (one reference replaced at once)."""
+        self.snapshot = freeze(snapshot)
+
+    def specs(self, symbol: str, snapshot: Snapshot | None = None) -> dict[str, ModelSpec]:
         """Servable models for a symbol, naive included, by name."""
-        found = {f: fam.specs[symbol] for f, fam in self.families.items() if symbol in fam.specs}
+        snapshot = self.snapshot if snapshot is None else snapshot
+        found = {f: specs[symbol] for f, specs in snapshot.items() if symbol in specs}
         return {**found, NAIVE: contract.naive_spec(symbol, PRICE_FEATURE_SERVICE)}
 
-    def default(self, symbol: str) -> str:
-        return default_model([s for n, s in self.specs(symbol).items() if n != NAIVE])
+    def default(self, symbol: str, snapshot: Snapshot | None = None) -> str:
+        specs = self.specs(symbol, snapshot)
+        return default_model([s for n, s in specs.items() if n != NAIVE])
 
     def check_symbol(self, symbol: Any) -> str:
-        name = str(symbol or "").strip().upper()
-        if name not in self.symbols:
-            raise UnknownSymbol(
-                f"Unknown symbol {symbol!r}. Known symbols: {', '.join(self.symbols)}",
-                known_symbols=self.symbols,
-            )
-        return name
+        return check_symbol(symbol, self.symbols)
 
-    def check_model(self, symbol: str, model: Any) -> ModelSpec:
-        specs = self.specs(symbol)
-        name = str(model).strip().lower() if model not in (None, "") else self.default(symbol)
+    def check_model(self, symbol: str, model: Any, snapshot: Snapshot | None = None) -> ModelSpec:
+        snapshot = self.snapshot if snapshot is None else snapshot
+        specs = self.specs(symbol, snapshot)
+        name = str(model).strip().lower() if model not in (None, "") else None
+        name = self.default(symbol, snapshot) if name is None else name
         if name not in specs:
             raise UnknownModel(
                 f"Unknown model {model!r} for {symbol}. Choose one of: {', '.join(specs)}",
@@ -109,8 +140,9 @@ class Predictor:
 
     async def predict(self, symbol: Any, model: Any = None, at: Any = None) -> dict[str, Any]:
         now = self.clock()
+        snapshot = self.snapshot  # once: this request's model, spec and version agree
         symbol = self.check_symbol(symbol)
-        spec = self.check_model(symbol, model)
+        spec = self.check_model(symbol, model, snapshot)
         when = self.check_time(at, now)
         prices, values = await anyio.to_thread.run_sync(self.lookup, symbol, spec, when)
         close = float(prices.values["close"])
@@ -157,14 +189,21 @@ class Predictor:
                 f"Features for {spec.symbol} at {values.as_of.isoformat()} are incomplete "
                 f"for model {spec.family}: missing {missing[:5]}",
             )
-        family = self.families[spec.family]
+        index = self.symbols.index(spec.symbol) if spec.symbol in self.symbols else -1
+        row = encode(index, spec.version, contract.model_input(spec, x))
         try:
-            raw = await family.run(
-                family.encode(spec.symbol, contract.model_input(spec, x[None, :]))
-            )
+            raw = await self.families[spec.family].run(row)
         except Exception as exc:  # a model service failing is the server's fault, said plainly
             raise ServiceUnavailable(f"model service {spec.family} failed: {exc}") from exc
-        price = float(contract.forecast_prices(spec, np.asarray(raw)[:1], np.array([close]))[0])
+        output, status = decode(raw)
+        if status in (MISSING, FAILED):
+            problem = "has no" if status == MISSING else "could not load"
+            raise ServiceUnavailable(
+                f"model service {spec.family} {problem} version {spec.version} of "
+                f"{spec.symbol} (see its log)",
+                model_version=spec.version,
+            )
+        price = float(contract.forecast_prices(spec, np.array([output]), np.array([close]))[0])
         if not math.isfinite(price):
             raise ServiceUnavailable(f"model {spec.family} returned a non-finite forecast")
         return price
@@ -193,10 +232,10 @@ class Predictor:
 
     def models(self) -> list[dict[str, Any]]:
         """Every servable model per symbol with its walk-forward figures."""
-        rows = []
+        rows, snapshot = [], self.snapshot
         for symbol in self.symbols:
-            default = self.default(symbol)
-            for name, spec in self.specs(symbol).items():
+            default = self.default(symbol, snapshot)
+            for name, spec in self.specs(symbol, snapshot).items():
                 ratio = spec.mae_ratio_vs_persistence
                 rows.append(
                     {

@@ -7,6 +7,7 @@ its :class:`~candlecast.contract.ModelSpec` (what to feed it, how to read it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import bentoml
@@ -77,9 +78,33 @@ def attach_champions(family: str):
     return decorate
 
 
-def champion_specs(service_class: type) -> dict[str, ModelSpec]:
-    """Symbol -> ModelSpec of a class decorated by ``attach_champions``."""
-    return {symbol: c.spec for symbol, c in service_class.champions.items()}
+class LiveChampions:
+    """A family's champion per symbol as the service should serve it now.
+
+    The newest champion in the model store under BENTOML_HOME (where retraining writes,
+    ``model_store.live_store``), else ``packed``'s: the champions ``attach_champions``
+    found at import, which ``bentoml build`` packs into the Bento. A symbol's versions
+    are re-read only when their folder changed (``model_store.signature``), so a check
+    every few seconds costs a few ``stat`` calls. A read that fails (a version being
+    written) raises, and the next one retries it.
+    """
+
+    def __init__(self, family: str, packed: Mapping[str, Champion]) -> None:
+        self.family = family
+        self.packed = dict(packed)
+        self._seen: dict[str, tuple[tuple, Champion | None]] = {}
+
+    def read(self) -> dict[str, Champion]:
+        result = {}
+        for symbol, packed in self.packed.items():
+            stamp = model_store.signature(self.family, symbol)
+            seen = self._seen.get(symbol)
+            if seen is None or seen[0] != stamp:
+                found = model_store.champion(self.family, symbol, model_store.live_store())
+                seen = (stamp, None if found is None else Champion(found.tag, found.spec))
+                self._seen[symbol] = seen
+            result[symbol] = seen[1] or packed
+        return result
 
 
 def default_model(specs: list[ModelSpec]) -> str:

@@ -1,24 +1,35 @@
 """The model services (``LassoModel``, ``CNNModel``): one factory, one request encoding.
 
-A request row is ``[symbol_index, x_1 .. x_n, NaN padding]``: one batchable API
-can then serve several symbols whose champions expect different widths, and
-adaptive batching may mix their rows (each group runs through its own model).
-Rows arrive already standardised (``candlecast.contract.model_input``) and run
-through the forward pass training scored them with (``candlecast.artifacts.forward``).
+Each serves every version of its family that the API asks for: request rows name
+their symbol and version (``bentos.encoding``), each group of rows runs through
+that version's forward pass (``candlecast.artifacts.forward``, the one training
+scored with), and adaptive batching may mix symbols and versions in one call.
+Versions come from a bounded cache (``bentos.model_cache``): the champions found
+at import are loaded at start-up, new champions are preloaded as the model store
+gets them (every ``CANDLECAST_RELOAD_SECONDS``), and any other version is loaded
+on first use, from the store under BENTOML_HOME or, for the champions packed into
+the Bento, through their class-scope ``bentoml.models.BentoModel`` references.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cache
-from pathlib import Path
+import logging
+from collections.abc import Callable, Mapping
+from functools import cache, partial
+from typing import Any
 
+import anyio
 import bentoml
 import numpy as np
 
-from bentos.registry import attach_champions, model_attr
-from candlecast import artifacts
-from candlecast.contract import ModelSpec, Predict
+from bentos.encoding import VersionNotFound, run_grouped, version_code
+from bentos.model_cache import Loaded, ModelCache
+from bentos.registry import Champion, LiveChampions, attach_champions, model_attr, served_symbols
+from bentos.reload import repeat_in_thread
+from candlecast import model_store
+from candlecast.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 #: BentoML service name of each family's model service.
 SERVICE_NAMES = {"lasso": "LassoModel", "lgbm": "LGBMModel", "cnn": "CNNModel", "lstm": "LSTMModel"}
@@ -41,52 +52,85 @@ RUNNER_OPTIONS = {
 }
 
 
-def encode(symbol_index: int, x: np.ndarray, width: int) -> np.ndarray:
-    """One request row for a model service (see module docstring)."""
-    row = np.full((1, width + 1), np.nan, dtype=np.float64)
-    row[0, 0] = symbol_index
-    row[0, 1 : 1 + x.shape[-1]] = x.reshape(-1)
-    return row
+def find_tag(family: str, packed: Mapping[str, Champion], symbol: str, code: int) -> str | None:
+    """The tag of (family, symbol) whose version code is ``code``: in the store, or packed."""
+    stored = model_store.raw_versions(family, symbol, model_store.live_store())
+    tags = [str(m.tag) for m in stored]
+    if symbol in packed:
+        tags.append(packed[symbol].tag)
+    return next((tag for tag in tags if version_code(tag) == code), None)
 
 
-def run_grouped(inputs: np.ndarray, models: Sequence[tuple[ModelSpec, Predict]]) -> np.ndarray:
-    """Run each row through the model of its symbol index; outputs keep row order."""
-    inputs = np.asarray(inputs, dtype=np.float64)
-    out = np.full(inputs.shape[0], np.nan, dtype=np.float64)
-    index = inputs[:, 0].astype(np.int64)
-    for i, (spec, predict) in enumerate(models):
-        mask = index == i
-        if mask.any():
-            x = inputs[mask, 1 : 1 + len(spec.features)]
-            out[mask] = np.asarray(predict(x), dtype=np.float64).reshape(-1)
-    return out
-
-
-def load_champions(service: object) -> list[tuple[ModelSpec, Predict]]:
-    """``[(spec, forward)]`` in served-symbol order for a class built by ``attach_champions``."""
-    loaded = []
-    for symbol, champion in service.champions.items():
-        stored = getattr(service, model_attr(symbol))  # the packed bentoml Model
-        estimator = artifacts.load(champion.spec.family, Path(stored.path))
-        forward = artifacts.forward(champion.spec.family, estimator, len(champion.spec.features))
-        loaded.append((champion.spec, forward))
-    return loaded
+def load_version(family: str, tag: str, packed_model: Callable[[str], Any] | None = None) -> Loaded:
+    """Load ``tag`` of ``family``: from BentoML's model object ``packed_model(tag)`` for a
+    champion packed into the Bento (in a container BentoML resolves it there), else from
+    the live store."""
+    model = None if packed_model is None else packed_model(tag)
+    if model is not None:
+        found = model_store.stored(model)
+    else:
+        try:
+            found = model_store.get(tag, model_store.live_store())
+        except bentoml.exceptions.NotFound as exc:
+            raise VersionNotFound(str(exc)) from None
+    if found.spec.family != family:
+        raise VersionNotFound(f"{tag} is a {found.spec.family} model, not {family}")
+    log.info("loading %s", tag)
+    return Loaded(tag, found.spec, found.forward())
 
 
 def model_service(family: str, name: str) -> type:
-    """A BentoML service serving ``family``'s champion of every served symbol."""
+    """A BentoML service serving ``family``'s versions of every served symbol."""
 
     class ModelService:
         def __init__(self) -> None:
-            self.models = load_champions(self)
+            symbols = served_symbols()
+            packed = self.champions  # set by attach_champions: symbol -> Champion
+            self.live = LiveChampions(family, packed)
+            self.cache = ModelCache(
+                symbols,
+                partial(find_tag, family, packed),
+                partial(load_version, family, packed_model=self.packed_model),
+            )
+            for champion in packed.values():
+                self.cache.get(champion.tag)
+            seconds = get_settings().reload_seconds
+            self.stop_preloading = (
+                repeat_in_thread(seconds, self.preload, f"{name}: preloading champions")
+                if seconds > 0
+                else None
+            )
+
+        def packed_model(self, tag: str) -> Any:
+            """BentoML's model object of a champion packed at class scope, else None."""
+            symbol = next((s for s, c in self.champions.items() if c.tag == tag), None)
+            return None if symbol is None else getattr(self, model_attr(symbol))
+
+        def preload(self) -> None:
+            """Load the store's champions that are not loaded yet."""
+            for champion in self.live.read().values():
+                self.cache.get(champion.tag)
 
         @bentoml.api(**BATCHING)
         def predict(self, inputs: np.ndarray) -> np.ndarray:
-            """Raw model outputs for encoded rows (``bentos.runners.encode``)."""
-            return run_grouped(inputs, self.models)
+            """Response rows ``[output, status]`` for request rows (``bentos.encoding``)."""
+            return run_grouped(inputs, self.cache.resolve)
+
+        @bentoml.api
+        async def load(self, tags: list[str]) -> list[str]:
+            """Load these versions now; the API calls this before it serves them.
+
+            In a thread of its own: ``predict`` keeps its thread while a model loads.
+            """
+            return await anyio.to_thread.run_sync(lambda: [self.cache.get(t).tag for t in tags])
+
+        @bentoml.on_shutdown
+        def stop(self) -> None:
+            if self.stop_preloading is not None:
+                self.stop_preloading.set()
 
     ModelService.__name__ = ModelService.__qualname__ = name
-    ModelService.__doc__ = f"Loads each served symbol's {family} champion once."
+    ModelService.__doc__ = f"Serves the {family} versions of each served symbol."
     return bentoml.service(name=name, **RUNNER_OPTIONS)(attach_champions(family)(ModelService))
 
 

@@ -3,14 +3,21 @@
 ``bentoml serve`` (or the Bento) starts this service and, as separate
 processes, one model service per served family (``CANDLECAST_SERVE_FAMILIES``,
 default ``LassoModel`` and ``CNNModel``; ``bentos.runners.service_for``). The
-routes (GET and POST ``/predict``, ``/models``, ``/symbols``) are a FastAPI app
-mounted on the BentoML server: BentoML merges its OpenAPI into ``/docs.json``
-by path, so a BentoML API at ``/predict`` would be hidden by the GET route.
-Every error is a JSON body from ``bentos.errors`` with its own status code.
+routes (GET and POST ``/predict``, ``/models``, ``/symbols``, ``/performance``) are
+a FastAPI app mounted on the BentoML server: BentoML merges its OpenAPI into
+``/docs.json`` by path, so a BentoML API at ``/predict`` would be hidden by the GET
+route. Every error is a JSON body from ``bentos.errors`` with its own status code.
+
+Each API worker runs two background loops (started with the worker, never on a
+request's path): the champion reload (``bentos.reload``: a newly promoted champion
+is served within ``CANDLECAST_RELOAD_SECONDS``, without a restart or a failed
+request) and the live-performance gauges on ``/metrics`` (``bentos.gauges``, every
+``CANDLECAST_METRICS_SECONDS``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 from typing import Any
@@ -24,8 +31,11 @@ from pydantic import BaseModel, Field
 
 from bentos.errors import CandlecastError
 from bentos.features import FeatureSource
+from bentos.gauges import Gauges
+from bentos.live import LivePerformance
 from bentos.predictor import Predictor, ServedFamily
-from bentos.registry import champion_specs, served_families, served_symbols
+from bentos.registry import Champion, LiveChampions, served_families, served_symbols
+from bentos.reload import ChampionWatch, Snapshot, every
 from bentos.runners import service_for
 from candlecast import logs
 from candlecast.settings import get_settings
@@ -78,6 +88,16 @@ async def call(dependency: Any, rows: Any) -> Any:
     return await dependency.to_async.predict(rows)
 
 
+async def load(dependency: Any, tags: list[str]) -> Any:
+    """Have a model service load versions (``load`` API) before they are served."""
+    return await dependency.to_async.load(tags=tags)
+
+
+def read_champions(watchers: dict[str, LiveChampions]) -> Snapshot:
+    """family -> symbol -> spec of the champions to serve now."""
+    return {f: {s: c.spec for s, c in w.read().items()} for f, w in watchers.items()}
+
+
 #: Served families, fixed when the service is imported (BentoML resolves dependencies then).
 FAMILIES = served_families()
 
@@ -92,15 +112,42 @@ class PricePredictor:
         logs.configure()
         settings = get_settings()
         settings.export_env()
-        families = {
-            family: ServedFamily(
-                champion_specs(service_for(family).inner), partial(call, getattr(self, family))
-            )
-            for family in FAMILIES
-        }
+        packed = {family: service_for(family).inner.champions for family in FAMILIES}
         self.predictor = Predictor(
-            served_symbols(), families, FeatureSource(), settings.stale_after_seconds
+            served_symbols(), self._families(packed), FeatureSource(), settings.stale_after_seconds
         )
+        self.gauges = Gauges()
+        self.gauges.served(self.predictor.snapshot)
+        self.live = LivePerformance(served_symbols(), self.gauges)
+        watchers = {family: LiveChampions(family, champs) for family, champs in packed.items()}
+        read = partial(read_champions, watchers)
+        self.watch = ChampionWatch(self.predictor, read, self.gauges.served)
+        self.loops: list[asyncio.Task] = []
+
+    def _families(self, packed: dict[str, dict[str, Champion]]) -> dict[str, ServedFamily]:
+        """Each model service: the champions it started with and the calls into it."""
+        return {
+            family: ServedFamily(
+                {symbol: c.spec for symbol, c in champions.items()},
+                partial(call, getattr(self, family)),
+                partial(load, getattr(self, family)),
+            )
+            for family, champions in packed.items()
+        }
+
+    @bentoml.on_startup
+    async def start_loops(self) -> None:
+        """Start this worker's champion reload and gauge refresh (0 seconds: off)."""
+        settings = get_settings()
+        loops = []
+        if settings.reload_seconds > 0:
+            loops.append(every(settings.reload_seconds, self.watch.check, "champion reload"))
+        if settings.metrics_seconds > 0:
+            gauges = every(settings.metrics_seconds, self.live.refresh, "live gauges", first=0)
+            loops.append(gauges)
+        # Cancelled with the worker's event loop. No on_shutdown hook: BentoML calls it on
+        # an instance it may have dropped already (a second lifespan, as in the tests).
+        self.loops = [asyncio.create_task(loop) for loop in loops]
 
     @http.post("/predict")
     async def predict(self, request: PredictRequest) -> dict[str, Any]:
@@ -123,6 +170,15 @@ class PricePredictor:
     @http.get("/symbols")
     async def symbols(self) -> dict[str, Any]:
         return {"symbols": self.predictor.symbols}
+
+    @http.get("/performance")
+    async def performance(
+        self,
+        symbol: str | None = Query(None, description="Symbol, e.g. BTC-USD; empty: all"),
+        window: str = Query("7d", description="24h | 7d | 30d | all"),
+    ) -> dict[str, Any]:
+        """Live figures of each model version on the hours that closed in the window."""
+        return await self.live.answer(symbol, window)
 
 
 for _family in FAMILIES:  # BentoML finds dependencies among the class attributes

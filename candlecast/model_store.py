@@ -8,6 +8,7 @@ champions, ``bentos.registry``) find models here, by the names and labels of
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +44,8 @@ class StoredModel:
         return artifacts.forward(self.spec.family, estimator, len(self.spec.features))
 
 
-def _stored(model: Any) -> StoredModel:
+def stored(model: Any) -> StoredModel:
+    """A :class:`StoredModel` of BentoML's own model object."""
     tag = str(model.tag)
     return StoredModel(
         tag=tag,
@@ -54,30 +56,74 @@ def _stored(model: Any) -> StoredModel:
     )
 
 
-def raw_versions(family: str, symbol: str) -> list[Any]:
-    """BentoML's own objects of every version of (family, symbol), oldest first."""
+def live_store() -> Any:
+    """The model store in ``Settings.bentoml_home`` (``BENTOML_HOME``), where training writes.
+
+    Outside a container it is BentoML's own store. In a Bento's container BentoML reads
+    the models packed into the Bento; this one, on the data volume, is where retraining
+    registers new champions while the service runs. ``store=`` of the reads below.
+    """
+    bentoml_module()
+    from bentoml._internal.models import ModelStore  # BentoML has no public constructor
+
+    return ModelStore(live_folder())
+
+
+def live_folder() -> Path:
+    """The folder of :func:`live_store` (one folder per model name, one per version)."""
+    return get_settings().bentoml_home / "models"
+
+
+def signature(family: str, symbol: str) -> tuple[tuple[str, int, int], ...]:
+    """A cheap stamp of (family, symbol)'s versions in :func:`live_store`.
+
+    ``(version, mtime_ns, size)`` of each version's ``model.yaml``: it changes when a
+    version is added or removed and when one is relabelled (the file is rewritten), so
+    a watcher re-reads the metadata only then.
+    """
+    folder = live_folder() / model_name(family, symbol)
+    try:
+        entries = sorted((e for e in os.scandir(folder) if e.is_dir()), key=lambda e: e.name)
+    except FileNotFoundError:
+        return ()
+    stamps = []
+    for entry in entries:
+        try:
+            info = os.stat(Path(entry.path) / "model.yaml")
+            stamps.append((entry.name, info.st_mtime_ns, info.st_size))
+        except FileNotFoundError:  # being written
+            stamps.append((entry.name, -1, -1))
+    return tuple(stamps)
+
+
+def raw_versions(family: str, symbol: str, store: Any = None) -> list[Any]:
+    """BentoML's own objects of every version of (family, symbol), oldest first.
+
+    ``store``: a BentoML model store (e.g. :func:`live_store`); default BentoML's own.
+    """
     bentoml = bentoml_module()
     try:
-        found = bentoml.models.list(model_name(family, symbol))
+        found = (bentoml.models if store is None else store).list(model_name(family, symbol))
     except bentoml.exceptions.NotFound:
         return []
     return sorted(found, key=lambda m: m.info.creation_time)
 
 
-def versions(family: str, symbol: str) -> list[StoredModel]:
+def versions(family: str, symbol: str, store: Any = None) -> list[StoredModel]:
     """Every stored version of one family and symbol, oldest first."""
-    return [_stored(m) for m in raw_versions(family, symbol)]
+    return [stored(m) for m in raw_versions(family, symbol, store)]
 
 
-def champion(family: str, symbol: str) -> StoredModel | None:
+def champion(family: str, symbol: str, store: Any = None) -> StoredModel | None:
     """The newest version labelled champion for (family, symbol), or None."""
-    champs = [m for m in versions(family, symbol) if m.stage == CHAMPION]
-    return champs[-1] if champs else None
+    found = raw_versions(family, symbol, store)
+    champs = [m for m in found if m.info.labels.get("stage") == CHAMPION]
+    return stored(champs[-1]) if champs else None
 
 
-def get(tag: str) -> StoredModel:
+def get(tag: str, store: Any = None) -> StoredModel:
     """One stored version by tag (``name:version`` or ``name:latest``)."""
-    return _stored(bentoml_module().models.get(tag))
+    return stored((bentoml_module().models if store is None else store).get(tag))
 
 
 def all_models(symbol: str | None = None) -> list[StoredModel]:
@@ -89,4 +135,4 @@ def all_models(symbol: str | None = None) -> list[StoredModel]:
         if m.tag.name.startswith(NAME_PREFIX)
         and (slug is None or m.info.labels.get("symbol") == slug)
     ]
-    return [_stored(m) for m in sorted(found, key=lambda m: m.info.creation_time)]
+    return [stored(m) for m in sorted(found, key=lambda m: m.info.creation_time)]

@@ -36,6 +36,17 @@ class Settings(BaseSettings):
         description="How long the service reuses one online feature read per symbol and "
         "FeatureService (features change hourly; 0 reads the online store on every request).",
     )
+    reload_seconds: float = Field(
+        default=5.0,
+        description="How often the prediction service checks the model store for new "
+        "champions and starts serving them, without a restart (0: keep the champions it "
+        "started with).",
+    )
+    metrics_seconds: float = Field(
+        default=60.0,
+        description="How often each API worker refreshes the live-performance gauges on "
+        "/metrics from the prediction log (0: only when GET /performance is served).",
+    )
     feature_repo: Path = PROJECT_ROOT / "feature_repo"
     serve_symbols: str = Field(
         default="BTC-USD", description="Comma-separated symbols the prediction service serves."

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bentos.runners import encode, run_grouped
+from bentos.encoding import OK, encode, run_grouped
 from candlecast import artifacts, contract
 from candlecast.contract import (
     ContractError,
@@ -114,12 +114,12 @@ def test_naive_spec_has_ratio_one():
     assert naive_spec("BTC-USD", "price_model_v1").mae_ratio_vs_persistence == 1.0
 
 
-def test_run_grouped_sends_each_row_to_its_symbols_model_in_order():
-    a = fakes.spec("lasso", "BTC-USD", 0.9)
-    b = fakes.spec("lasso", "ETH-USD", 0.9, features=["x"])
-    rows = np.vstack([encode(1, np.array([7.0]), 4), encode(0, np.ones(4), 4)])
+def test_run_grouped_sends_each_row_to_its_versions_model_in_order():
+    a = fakes.spec("lasso", "BTC-USD", 0.9, version="candlecast-lasso-btc-usd:a")
+    b = fakes.spec("lasso", "ETH-USD", 0.9, features=["x"], version="candlecast-lasso-eth-usd:b")
+    rows = np.vstack([encode(1, b.version, np.array([7.0])), encode(0, a.version, np.ones(4))])
     out = run_grouped(rows, [(a, lambda x: x.sum(axis=1)), (b, lambda x: -x[:, 0])])
-    assert out.tolist() == [-7.0, 4.0]
+    assert out.tolist() == [[-7.0, OK], [4.0, OK]]
 
 
 @pytest.mark.parametrize("rows", [1, 5])

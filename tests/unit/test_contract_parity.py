@@ -3,10 +3,11 @@
 Each family is fit (``training.models.fit_model``) for two symbols of different
 widths: returns from 6 return-like features, prices from 9 price-level features.
 Both are registered with ``training.registry.register`` and read back the way
-serving reads them: champions found by ``bentos.registry.champions``, estimators
-loaded by ``bentos.runners.load_champions``, rows encoded (NaN padding, both
-symbols in one batch) and run by ``bentos.runners.run_grouped`` behind
-``bentos.predictor.Predictor.forecast``. The forecast must equal the in-memory
+serving reads them: champions found by ``bentos.registry.champions``, versions
+loaded on first use by a model service's cache (``bentos.model_cache`` with
+``bentos.runners.find_tag`` and ``load_version``), rows encoded with their version
+(NaN padding, both symbols in one batch) and run by ``bentos.encoding.run_grouped``
+behind ``bentos.predictor.Predictor.forecast``. The forecast must equal the in-memory
 ``Fitted.predict`` → price of training at rtol 1e-6; so must the plain
 ``candlecast.model_store.get(tag).forward()`` + contract path.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from types import SimpleNamespace
+from functools import partial
 
 import numpy as np
 import pytest
@@ -79,9 +80,11 @@ def _forecast(predictor, spec: ModelSpec, names: list[str], row: np.ndarray, clo
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_registered_model_serves_what_training_predicts(family: str) -> None:
+    from bentos.encoding import OK, encode, run_grouped
+    from bentos.model_cache import ModelCache
     from bentos.predictor import Predictor, ServedFamily
-    from bentos.registry import champions, model_attr
-    from bentos.runners import load_champions, run_grouped
+    from bentos.registry import champions
+    from bentos.runners import find_tag, load_version
     from candlecast import model_store
 
     symbols = {"return": f"PAR{family.upper()}R-USD", "price": f"PAR{family.upper()}P-USD"}
@@ -90,20 +93,18 @@ def test_registered_model_serves_what_training_predicts(family: str) -> None:
         for seed, (target, symbol) in enumerate(symbols.items())
     }
 
-    # Serving's loader, on a stand-in for the class attach_champions builds.
-    found = champions(family, list(symbols.values()))
-    service = SimpleNamespace(
-        champions=found, **{model_attr(s): model_store.get(c.tag) for s, c in found.items()}
-    )
-    models = load_champions(service)
+    # A model service's cache: nothing loaded yet, each version found and loaded on first use.
+    served_symbols = list(symbols.values())
+    found = champions(family, served_symbols)
+    cache = ModelCache(served_symbols, partial(find_tag, family, {}), partial(load_version, family))
     batches: list[int] = []
 
     async def run(rows: np.ndarray) -> np.ndarray:
         batches.append(len(rows))
-        return run_grouped(rows, models)
+        return run_grouped(rows, cache.resolve)
 
     served = ServedFamily({s: c.spec for s, c in found.items()}, run)
-    predictor = Predictor(list(symbols.values()), {family: served}, features=None)
+    predictor = Predictor(served_symbols, {family: served}, features=None)
 
     for target, (fitted, tag, names, x, close) in cases.items():
         spec = found[symbols[target]].spec
@@ -119,19 +120,23 @@ def test_registered_model_serves_what_training_predicts(family: str) -> None:
         assert np.ptp(expected) > 0
 
     # Adaptive batching mixes both symbols' rows (widths 6 and 9) in one call.
+    def row(target: str, x: np.ndarray) -> np.ndarray:
+        spec = found[symbols[target]].spec
+        return encode(served_symbols.index(spec.symbol), spec.version, model_input(spec, x))
+
     rows = [
-        (target, served.encode(symbols[target], model_input(found[symbols[target]].spec, x[i])))
-        for i in range(N_CHECK)
-        for target, (_, _, _, x, _) in cases.items()
+        (target, row(target, x[i])) for i in range(N_CHECK) for target, (*_, x, _) in cases.items()
     ]
-    raw = run_grouped(np.vstack([r for _, r in rows]), models)
+    raw = run_grouped(np.vstack([r for _, r in rows]), cache.resolve)
+    assert (raw[:, 1] == OK).all()
     for target, (fitted, _, _, x, close) in cases.items():
         mine = np.array([t == target for t, _ in rows])
         spec = found[symbols[target]].spec
         np.testing.assert_allclose(
-            forecast_prices(spec, raw[mine], close),
+            forecast_prices(spec, raw[mine, 0], close),
             to_price(fitted.predict(x), close, target),
             rtol=RTOL,
             err_msg=f"{family} {target} mixed batch",
         )
     assert set(batches) == {1}
+    assert sorted(cache.tags()) == sorted(c.tag for c in found.values())  # loaded on first use
