@@ -26,6 +26,7 @@ from feast.data_source import PushMode
 from feast.errors import FeatureServiceNotFoundException
 from feast.repo_operations import get_repo_files, parse_repo
 
+from candlecast import logs
 from candlecast.errors import BadInput
 from candlecast.feature_catalog import (  # the service names are used as feast_store's
     DEFAULT_SERVICE,  # noqa: F401
@@ -34,6 +35,8 @@ from candlecast.feature_catalog import (  # the service names are used as feast_
 )
 from candlecast.settings import get_settings
 from candlecast.times import utc
+
+logs.after_import()  # importing Feast replaced the quiet warning filters
 
 PUSH_SOURCE = "price_features_push"
 #: v1 features that carry the current close and the past 24 closes, newest first.

@@ -45,6 +45,7 @@ NATIVE_NOISE = re.compile(
 NATIVE_IMPORTS = ("tensorflow",)
 
 _configured = False
+_quiet = False  # quiet_third_party ran (and no --verbose since)
 
 
 def configure(verbose: bool = False, level: int | None = None) -> None:
@@ -101,16 +102,34 @@ def quiet_third_party() -> None:
     os.environ.setdefault("FEAST_USAGE", "False")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("TQDM_DISABLE", "1")  # Feast's materialize progress bars
-    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
-        warnings.filterwarnings("ignore", category=category)
-    for module in ("keras", "pathspec", "ibis", "feast", "google", "tensorflow", "absl"):
-        warnings.filterwarnings("ignore", module=module)
+    _quiet_warnings()
     _quiet_absl()
     _install_native_filter()
 
 
+def _quiet_warnings() -> None:
+    global _quiet
+    _quiet = True
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    for module in ("keras", "pathspec", "ibis", "feast", "google", "tensorflow", "absl"):
+        warnings.filterwarnings("ignore", module=module)
+
+
+def after_import() -> None:
+    """Re-apply the quiet warning filters after importing a library that sets its own.
+
+    Feast calls ``warnings.simplefilter`` when imported, which puts its filters in
+    front of ours; ``candlecast.feast_store`` calls this right after importing it.
+    """
+    if _quiet:
+        _quiet_warnings()
+
+
 def show_third_party() -> None:
     """``--verbose``: every warning once per place, in the log format; TF's import unfiltered."""
+    global _quiet
+    _quiet = False
     warnings.simplefilter("default")
     logging.captureWarnings(True)
     _remove_native_filter()

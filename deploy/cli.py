@@ -81,7 +81,9 @@ def live(
     publish_delay: float = typer.Option(5.0, help="Seconds after the hour a cycle starts."),
     eval_days: int = typer.Option(28, help="Walk-forward days of each retrain."),
     max_epochs: int = typer.Option(60, help="Keras epoch cap of each retrain (early stopped)."),
-    history_days: int = typer.Option(60, help="Replay into an empty home: days fetched first."),
+    history_days: int = typer.Option(
+        60, help="Days of candles fetched before training a first champion (a new home)."
+    ),
     drift: bool = typer.Option(True, help="Compute input and error drift each cycle."),
     healthcheck: bool = typer.Option(
         False, "--healthcheck", help="Exit 0 if the loop's heartbeat is fresh, else 1."
@@ -122,6 +124,7 @@ def live(
             max_wait=max_wait,
             retrain=policy,
             drift=drift,
+            history_days=history_days,
         )
         if replay:
             start, end = parse_when(replay[0]), parse_when(replay[1])

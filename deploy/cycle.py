@@ -50,6 +50,7 @@ class LiveConfig:
     poll_first: float = 1.0
     poll_max: float = 5.0  # an hour published late is still seen within 5 s
     catch_up_hours: int = 168
+    history_days: int = 60  # fetched before a first champion is trained
     retrain: RetrainPolicy = field(default_factory=RetrainPolicy)
     drift: bool = True
     #: Drift is computed at cycles whose hour is a multiple of this (1: every cycle, live;
@@ -176,11 +177,28 @@ class Cycle:
         feast_store.materialize(start, result.latest_close + HOUR)
 
     def initial(self, report: CycleReport) -> None:
-        """Train a first champion of each served family that has none (a new install)."""
+        """Train a first champion of each served family that has none (a new install).
+
+        A new home holds one day of candles (``update`` seeds that much): the
+        ``history_days`` before now are fetched first (existing candles win, so a
+        home that has them makes a few requests and writes nothing).
+        """
         for symbol in self.config.symbols:
             families = initial_retrains(symbol, self.config.families, self.forecaster.champion)
             if families:
+                self._ensure_history(symbol, report.now)
                 report.retrains += self._train(symbol, families, "initial", "no champion yet")
+
+    def _ensure_history(self, symbol: str, now: pd.Timestamp) -> None:
+        from ingestion.backfill import backfill
+        from ingestion.feature_dataset import FeatureDataset, extend_features
+        from ingestion.store import CandleStore
+
+        settings = get_settings()
+        candles = CandleStore(settings.candles_dir)
+        start = now.floor("h") - pd.Timedelta(days=self.config.history_days)
+        if backfill(candles, symbol, start, now.floor("h"), now=now).new:
+            extend_features(candles, FeatureDataset(settings.features_dir), symbol)
 
     def forecast(self, report: CycleReport) -> None:
         rows = []
