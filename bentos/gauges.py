@@ -9,6 +9,10 @@ figures of ``candlecast.performance.report`` (the ones ``GET /performance`` answ
 - ``candlecast_live_directional_accuracy``: share of up/down calls that were right;
 - ``candlecast_live_n``: scored forecasts the figures count.
 
+and, per ``symbol``, ``model`` and ``model_version``, the drift of the latest report
+(``candlecast.drift``): ``candlecast_drift_max_psi``, ``..._ks_rejected_share``,
+``..._errors_ks_pvalue`` and ``candlecast_drift_level`` (0 none, 1 moderate, 2 major).
+
 A figure is NaN while it is unknown (no scored forecast), and once its version has
 no forecast left in the window. ``candlecast_model_info`` is 1 for the version each
 family serves per ``symbol`` (label ``model``, ``model_version``), 0 for the versions
@@ -52,6 +56,13 @@ FIGURES = {
     "candlecast_live_n": ("n", "Scored forecasts in the window"),
 }
 INFO = "candlecast_model_info"
+#: Drift gauges (``candlecast.drift.metric_samples``), labelled without the window.
+DRIFT = {
+    "candlecast_drift_max_psi": "Largest PSI of a stationary input or the live errors, 7 d",
+    "candlecast_drift_ks_rejected_share": "Share of compared inputs whose KS test rejects at 1 %",
+    "candlecast_drift_errors_ks_pvalue": "KS p-value of live errors vs the training window",
+    "candlecast_drift_level": "Drift verdict: 0 none, 1 moderate, 2 major (never swaps a model)",
+}
 
 
 @cache
@@ -69,6 +80,10 @@ def _gauges() -> dict[str, Any]:
         ("symbol", "model", "model_version"),
         multiprocess_mode="livemostrecent",
     )
+    for name, doc in DRIFT.items():
+        made[name] = metrics.Gauge(
+            name, doc, ("symbol", "model", "model_version"), multiprocess_mode="livemostrecent"
+        )
     return made
 
 
@@ -101,6 +116,14 @@ class Gauges:
                 for name, (field, _) in FIGURES.items():
                     gauges[name].labels(*key).set(_number(row.get(field)))
             self._live = (self._live - gone) | set(fresh)
+            self._drift(gauges, [row["drift"] for row in fresh.values() if row.get("drift")])
+
+    def _drift(self, gauges: dict[str, Any], reports: list[Mapping[str, Any]]) -> None:
+        from candlecast.drift import metric_samples
+
+        for name, labels, value in metric_samples(reports):
+            if name in gauges:
+                gauges[name].labels(**labels).set(value)
 
     def served(self, snapshot: Mapping[str, Mapping[str, ModelSpec]]) -> None:
         """Mark the versions of ``snapshot`` served (1) and those served before not (0)."""

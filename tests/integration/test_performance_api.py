@@ -30,6 +30,14 @@ GAUGES = {
     "candlecast_live_n": "n",
 }
 
+#: A drift report of the lasso version as ``candlecast.drift`` saves it (the figures only).
+DRIFT = {
+    "verdict": "major",
+    "max_psi": 0.42,
+    "ks_rejected_share": 0.25,
+    "errors": {"ks_pvalue": 0.003},
+}
+
 
 def forecasts(tag: str) -> list[dict]:
     """Hourly forecasts of the last day (scored but the latest two) and three from 3 days ago."""
@@ -62,12 +70,14 @@ def forecasts(tag: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    from candlecast.drift import save
     from candlecast.prediction_log import PredictionLog
     from candlecast.settings import get_settings
 
     with candlecast_home(tmp_path_factory.mktemp("performance-home")) as root:
         tag = register_lasso(SYMBOL, ratio=0.97)
         PredictionLog(get_settings().predictions_dir).append(forecasts(tag))
+        save([DRIFT | {"symbol": SYMBOL, "model": "lasso", "model_version": tag}])
         env = {
             "CANDLECAST_SERVE_SYMBOLS": SYMBOL,
             "CANDLECAST_SERVE_FAMILIES": "lasso",
@@ -186,3 +196,16 @@ def test_a_corrupt_log_file_is_a_503_naming_it(served):
     body = r.json()
     assert body["error"] == "service_unavailable" and body["file"] == str(broken)
     assert str(broken) in body["message"]
+
+
+def test_drift_is_in_performance_and_on_metrics(served):
+    client, tag, _ = served
+    rows = client.session.get(f"{client.base_url}/performance", timeout=10).json()["rows"]
+    lasso = next(r for r in rows if r["model"] == "lasso")
+    assert lasso["drift"]["max_psi"] == 0.42
+    labels = (("model", "lasso"), ("model_version", tag), ("symbol", SYMBOL))
+    seen = scrape(client)
+    assert seen[("candlecast_drift_max_psi", labels)] == 0.42
+    assert seen[("candlecast_drift_ks_rejected_share", labels)] == 0.25
+    assert seen[("candlecast_drift_errors_ks_pvalue", labels)] == 0.003
+    assert seen[("candlecast_drift_level", labels)] == 2.0  # major
