@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from candlecast.errors import BadInput, Failure
 from candlecast.prediction_log import PredictionLog
 from candlecast.settings import get_settings
 from candlecast.times import HOUR, utc
@@ -115,7 +116,10 @@ class Cycle:
             started = time.perf_counter()
             try:
                 step(report)
-            except Exception as exc:  # one failing step never stops the loop
+            except (BadInput, Failure) as exc:  # expected: a corrupt file, a dead exchange
+                log.error("cycle %s: %s failed: %s", report.closed, name, exc)
+                report.errors.append(f"{name}: {exc}")
+            except Exception as exc:  # a bug: its traceback, and the loop goes on
                 log.exception("cycle %s: %s failed", report.closed, name)
                 report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
             report.seconds[name] = time.perf_counter() - started

@@ -131,3 +131,23 @@ def test_a_second_loop_refuses_naming_the_pid_and_sigterm_stops_the_first(tmp_pa
         live_command("--healthcheck", "--max-age", "0"), env=env, capture_output=True, text=True
     )
     assert stale.returncode == 1 and "old" in stale.stderr
+
+
+def test_a_corrupt_log_file_is_named_and_nothing_else_is_touched(tmp_path):
+    home = tmp_path / "home"
+    start = pd.Timestamp("2024-06-22T00:00Z")
+    with FakeCoinbase() as fake:
+        fake.set_candles("BTC-USD", gapped_market_candles())
+        env = live_env(home, fake, families="lasso")
+        first = replay(env, start, start + pd.Timedelta(hours=2), "--retrain-every", "0")
+        assert first.returncode == 0, first.stderr[-3000:]
+        month = home / "predictions" / "BTC-USD" / "2024-06.parquet"
+        month.write_bytes(b"PAR1 torn by a disk fault")
+        candles = {p: p.read_bytes() for p in (home / "candles").rglob("*.parquet")}
+        again = replay(env, start, start + pd.Timedelta(hours=6), "--retrain-every", "0")
+    assert again.returncode == 1
+    said = again.stderr.replace("\n", "")
+    assert "error:" in said and str(month) in said and "move it out" in said
+    assert "Traceback" not in again.stderr
+    assert month.read_bytes() == b"PAR1 torn by a disk fault"
+    assert {p: p.read_bytes() for p in (home / "candles").rglob("*.parquet")} == candles
