@@ -116,7 +116,13 @@ class Gauges:
                 for name, (field, _) in FIGURES.items():
                     gauges[name].labels(*key).set(_number(row.get(field)))
             self._live = (self._live - gone) | set(fresh)
-            self._drift(gauges, [row["drift"] for row in fresh.values() if row.get("drift")])
+            keys = ("symbol", "model", "model_version")  # the row's own, whatever drift says
+            drifts = [
+                {**row["drift"], **{k: row[k] for k in keys}}
+                for row in fresh.values()
+                if isinstance(row.get("drift"), Mapping)
+            ]
+            self._drift(gauges, drifts)
 
     def _drift(self, gauges: dict[str, Any], reports: list[Mapping[str, Any]]) -> None:
         from candlecast.drift import metric_samples
