@@ -61,6 +61,7 @@ def test_outage_is_caught_up_and_a_missing_hour_is_never_invented(tmp_path):
     assert logged.loc[logged["target_time"] == "2024-06-26T18:00Z", "actual_close"].isna().all()
 
 
+@pytest.mark.slow  # ~1 min: `make test-slow`
 def test_kill_9_mid_replay_then_rerun_leaves_every_hour_once(tmp_path):
     home = tmp_path / "home"
     start, end = pd.Timestamp("2024-06-22T00:00Z"), pd.Timestamp("2024-06-23T00:00Z")

@@ -97,6 +97,7 @@ class Hammer(threading.Thread):
                 time.sleep(0.02)
 
 
+@pytest.mark.slow  # ~1 min: `make test-slow` (hot reload under load: test_hot_reload)
 def test_a_champion_losing_live_is_retrained_early_and_swapped_under_load(tmp_path):
     home = tmp_path / "home"
     start = pd.Timestamp("2024-06-22T00:00Z")
