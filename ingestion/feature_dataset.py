@@ -26,14 +26,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from candlecast.feature_catalog import FEATURE_FILES
-from candlecast.parquet_io import atomic_write_parquet, corrupt_file_guard, folder_lock
+from candlecast.parquet_io import (
+    atomic_write_parquet,
+    corrupt_file_guard,
+    duckdb_connection,
+    folder_lock,
+)
 from candlecast.symbols import normalize_symbol
 from ingestion.features import FEATURE_SCHEMA, LOOKBACK_HOURS, compute_features
 from ingestion.store import CandleStore
@@ -248,5 +252,5 @@ def _candles_closed_by(candles: CandleStore, symbol: str, stamp: datetime) -> in
         return 0
     cutoff = (pd.Timestamp(stamp) - pd.Timedelta(hours=1)).to_pydatetime()
     sql = "SELECT count(*) FROM read_parquet(?, hive_partitioning=false) WHERE time <= ?"
-    with candles.guard(files), duckdb.connect() as con:
+    with candles.guard(files), duckdb_connection() as con:
         return int(con.execute(sql, [[str(f) for f in files], cutoff]).fetchone()[0])

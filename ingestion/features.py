@@ -38,6 +38,7 @@ from candlecast.feature_catalog import (
     V1_FEATURES,
     V2_FEATURES,
 )
+from candlecast.parquet_io import duckdb_connection
 from candlecast.times import utc
 
 __all__ = ["FEATURE_COLUMNS", "FEATURE_SCHEMA", "V1_FEATURES", "V2_FEATURES", "compute_features"]
@@ -249,12 +250,6 @@ FROM s3
 """
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone='UTC'")
-    return con
-
-
 def _run(con: duckdb.DuckDBPyConnection, source: str, since: datetime | None) -> pa.Table:
     since_sql = "NULL" if since is None else f"TIMESTAMPTZ '{utc(since).isoformat()}'"
     relation = con.sql(feature_sql(source).replace("$since", since_sql))
@@ -272,6 +267,6 @@ def compute_features(candles: pd.DataFrame | pa.Table, since: datetime | None = 
     candles in ``candles`` to have non-NULL lags; pass ``since`` to return only
     rows closing after it.
     """
-    with _connect() as con:
+    with duckdb_connection() as con:
         con.register("candles_input", candles)
         return _run(con, "candles_input", since)
