@@ -46,8 +46,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,6 +76,7 @@ from candlecast.feature_catalog import (
 from candlecast.parquet_io import (
     READ_ERRORS,
     atomic_write_parquet,
+    atomic_write_text,
     corrupt_file_guard,
     query_parquet,
 )
@@ -572,16 +571,7 @@ def save(reports: list[dict]) -> Path:
     path = latest_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"reports": _clean(reports)}, indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(text, path)
     return path
 
 

@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import pandas as pd
@@ -105,11 +106,21 @@ def remove_orphans(folder: Path) -> None:
 
 def atomic_write_parquet(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` so readers see the old file or the new one, never a torn one."""
+    atomic_write(path, lambda handle: pq.write_table(table, handle))
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """:func:`atomic_write` of a text file (UTF-8): a JSON report, a heartbeat."""
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Replace ``path`` by what ``write`` puts in a temp file beside it (fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from candlecast.errors import BadInput, Failure
+from candlecast.parquet_io import atomic_write_text
 from candlecast.settings import get_settings
 from candlecast.times import HOUR, utc, utc_now
 from deploy.clock import Clock, ReplayClock
@@ -87,10 +87,7 @@ def write_heartbeat(state: str, report: CycleReport | None = None, **extra) -> P
     body = {"at": utc_now().isoformat(), "pid": os.getpid(), "state": state, **extra}
     if report is not None:
         body["last_cycle"] = report.summary()
-    fd, tmp = tempfile.mkstemp(prefix=".heartbeat.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(body, handle, indent=1)
-    os.replace(tmp, path)
+    atomic_write_text(json.dumps(body, indent=1), path)
     return path
 
 

@@ -59,15 +59,15 @@ class RetrainRecord:
     trigger: str
     reason: str
     cut: pd.Timestamp | None
-    tag: str | None
-    stage: str | None
-    decision: str
-    mae: float | None
-    mae_ratio_vs_persistence: float | None
-    period_start: str | None
-    period_end: str | None
+    decision: str  # the gate's reason, or the error of a failed retrain
     seconds: float
     ok: bool
+    tag: str | None = None
+    stage: str | None = None
+    mae: float | None = None
+    mae_ratio_vs_persistence: float | None = None
+    period_start: str | None = None
+    period_end: str | None = None
 
 
 class RetrainHistory:
@@ -92,7 +92,7 @@ class RetrainHistory:
             return
         with folder_lock(self.root):
             remove_orphans(self.root)
-            fresh = pd.DataFrame([asdict(r) for r in records])
+            fresh = pd.DataFrame([asdict(r) for r in records])[HISTORY_SCHEMA.names]
             stored = [self.read()] if self.path.exists() else []
             frame = pd.concat([*stored, fresh], ignore_index=True)
             for column in ("at", "cut"):

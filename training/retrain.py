@@ -77,21 +77,16 @@ def retrain(
         else:
             m = outcome.summary["metrics"]
             record = RetrainRecord(
-                at=at,
-                symbol=symbol,
-                family=family,
-                trigger=trigger,
-                reason=reason,
-                cut=cut,
+                **_base(symbol, family, trigger, reason, cut, at),
+                decision=outcome.decision.reason,
+                seconds=time.perf_counter() - started,
+                ok=True,
                 tag=outcome.tag,
                 stage=outcome.decision.stage,
-                decision=outcome.decision.reason,
                 mae=float(m["mae"]),
                 mae_ratio_vs_persistence=float(m["mae_ratio_vs_persistence"]),
                 period_start=str(m["period_start"]),
                 period_end=str(m["period_end"]),
-                seconds=time.perf_counter() - started,
-                ok=True,
             )
             log.info(
                 "%s %s retrain (%s: %s) -> %s %s: %s",
@@ -108,21 +103,15 @@ def retrain(
     return records
 
 
+def _base(symbol, family, trigger, reason, cut, at) -> dict:
+    return {"at": at, "symbol": symbol, "family": family, "trigger": trigger, "reason": reason,
+            "cut": cut}  # fmt: skip
+
+
 def _failed(symbol, family, trigger, reason, cut, at, exc, seconds) -> RetrainRecord:
     return RetrainRecord(
-        at=at,
-        symbol=symbol,
-        family=family,
-        trigger=trigger,
-        reason=reason,
-        cut=cut,
-        tag=None,
-        stage=None,
+        **_base(symbol, family, trigger, reason, cut, at),
         decision=f"failed: {type(exc).__name__}: {exc}",
-        mae=None,
-        mae_ratio_vs_persistence=None,
-        period_start=None,
-        period_end=None,
         seconds=seconds,
         ok=False,
     )
