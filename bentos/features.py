@@ -75,6 +75,10 @@ class FeatureSource:
         self._cache[key] = (now, result)
         return result
 
+    def forget(self) -> None:
+        """Drop the cached online reads (the live loop, once per new hour)."""
+        self._cache.clear()
+
     def _live(self, symbol: str, service: str | None) -> tuple[FeatureRow, FeatureRow]:
         """(prices, model features) of the latest candle, in one online read."""
         read = self.reader(service).read(symbol)

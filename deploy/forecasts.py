@@ -96,7 +96,9 @@ class Forecaster:
     def features(self) -> FeatureSource:
         """Built on first use: a new home has no Feast registry until the first fetch."""
         if self._features is None:
-            self._features = FeatureSource(cache_seconds=0)  # each new hour is read once
+            # Kept for a whole forecast step, forgotten before the next (models that share a
+            # FeatureService share one online read of the hour).
+            self._features = FeatureSource(cache_seconds=float("inf"))
         return self._features
 
     def predictor(self) -> Predictor:
@@ -121,6 +123,7 @@ class Forecaster:
         with ``at=<hour>``. A model that cannot answer for an hour is logged at
         warning level and skipped; the others still forecast.
         """
+        self.features.forget()
         predictor = self.predictor()
         models = list(predictor.specs(symbol))
         default = predictor.default(symbol)
