@@ -127,6 +127,16 @@ def test_compose_keeps_candlecast_home_on_a_named_volume(compose: dict) -> None:
     assert "candlecast-home" in compose["volumes"]
 
 
+def test_both_services_use_the_model_store_on_the_volume(compose: dict) -> None:
+    """The loop's retrains land where the api looks for new champions, and survive upgrades."""
+    stores = set()
+    for service in compose["services"].values():
+        home, store = (service["environment"][k] for k in ("CANDLECAST_HOME", "BENTOML_HOME"))
+        assert store.startswith(home.rstrip("/") + "/")
+        stores.add(store)
+    assert len(stores) == 1
+
+
 def test_compose_api_health_check_and_thread_caps(compose: dict) -> None:
     api = compose["services"]["api"]
     assert "/readyz" in " ".join(api["healthcheck"]["test"])
