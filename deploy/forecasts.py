@@ -14,7 +14,6 @@ with a model that saw it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -28,8 +27,7 @@ from bentos.features import FeatureSource
 from bentos.predictor import Predictor, ServedFamily
 from bentos.runners import run_grouped
 from candlecast import model_store
-from candlecast.contract import NAIVE, ModelSpec, Predict, model_name
-from candlecast.settings import get_settings
+from candlecast.contract import NAIVE, ModelSpec, Predict
 from candlecast.times import HOUR, utc
 
 log = logging.getLogger(__name__)
@@ -72,14 +70,7 @@ class Forecaster:
         return self._stored
 
     def _store_signature(self) -> tuple:
-        root = get_settings().bentoml_home / "models"
-        names = [model_name(f, s) for f in self.families for s in self.symbols]
-        found = []
-        for name in names:
-            for path in sorted((root / name).glob("*/model.yaml")):
-                with contextlib.suppress(FileNotFoundError):
-                    found.append((str(path), path.stat().st_mtime_ns))
-        return tuple(found)
+        return tuple(model_store.signature(f, s) for f in self.families for s in self.symbols)
 
     def _read_champions(self) -> dict[tuple[str, str], model_store.StoredModel]:
         found = {}
