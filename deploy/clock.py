@@ -32,9 +32,6 @@ class Clock:
         """Wait ``seconds``; False if a stop was requested meanwhile."""
         return not self.stop.wait(max(0.0, seconds))
 
-    def sleep_until(self, when: pd.Timestamp) -> bool:
-        return self.sleep((utc(when) - self.now()).total_seconds())
-
 
 class ReplayClock(Clock):
     """Simulated time: ``set`` it to an instant; ``sleep`` moves it forward at once."""

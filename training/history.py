@@ -46,7 +46,6 @@ HISTORY_SCHEMA = pa.schema(
         pa.field("ok", pa.bool_(), nullable=False),
     ]
 )
-TRIGGERS = ("initial", "schedule", "early", "manual")
 
 
 @dataclass(frozen=True)
