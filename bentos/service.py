@@ -26,9 +26,12 @@ import bentoml
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from bentos import docs, schemas
+from bentos.dashboard import STATIC, Dashboard
 from bentos.errors import CandlecastError
 from bentos.features import FeatureSource
 from bentos.gauges import Gauges
@@ -42,6 +45,8 @@ from candlecast.settings import get_settings
 
 log = logging.getLogger(__name__)
 http = FastAPI(title="candlecast", docs_url=None, redoc_url=None, openapi_url=None)
+http.mount("/static", StaticFiles(directory=STATIC), name="static")
+ERRORS = schemas.ERRORS
 
 
 class PredictRequest(BaseModel):
@@ -116,6 +121,7 @@ class PricePredictor:
         self.predictor = Predictor(
             served_symbols(), self._families(packed), FeatureSource(), settings.stale_after_seconds
         )
+        self.dashboard = Dashboard(self.predictor)
         self.gauges = Gauges()
         self.gauges.served(self.predictor.snapshot)
         self.live = LivePerformance(served_symbols(), self.gauges)
@@ -149,29 +155,51 @@ class PricePredictor:
         # an instance it may have dropped already (a second lifespan, as in the tests).
         self.loops = [asyncio.create_task(loop) for loop in loops]
 
-    @http.post("/predict")
+    @http.get("/", include_in_schema=False)
+    async def index(self) -> FileResponse:
+        """The dashboard: one page reading the JSON endpoints below."""
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @http.get("/docs", include_in_schema=False)
+    async def api_docs(self) -> Response:
+        """Swagger UI from the service's own assets (no third-party requests)."""
+        if not get_settings().api_docs:
+            return docs.switched_off()
+        return HTMLResponse(docs.SWAGGER_PAGE)
+
+    @http.get("/docs.json", include_in_schema=False)
+    async def openapi(self) -> Response:
+        """The OpenAPI document: BentoML's, with this project's title, version and text."""
+        if not get_settings().api_docs:
+            return docs.switched_off()
+        return JSONResponse(docs.openapi(PricePredictor))
+
+    @http.post("/predict", response_model=schemas.Prediction, responses=ERRORS["predict"])
     async def predict(self, request: PredictRequest) -> dict[str, Any]:
         """Forecast SYMBOL's close one hour after the latest (or the ``at``) candle."""
         return await self.predictor.predict(request.symbol, request.model, request.at)
 
-    @http.get("/predict")
+    @http.get("/predict", response_model=schemas.Prediction, responses=ERRORS["predict"])
     async def predict_get(
         self,
         symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD"),
         model: str | None = Query(None, description="lasso | cnn | naive"),
         at: str | None = Query(None, description="'now' or ISO-8601 in the past"),
     ) -> dict[str, Any]:
+        """Forecast SYMBOL's close one hour after the latest (or the ``at``) candle."""
         return await self.predictor.predict(symbol, model, at)
 
-    @http.get("/models")
+    @http.get("/models", response_model=schemas.Models, responses=ERRORS["plain"])
     async def models(self) -> dict[str, Any]:
+        """Every served model per symbol, with its walk-forward figures."""
         return {"models": self.predictor.models()}
 
-    @http.get("/symbols")
+    @http.get("/symbols", response_model=schemas.Symbols, responses=ERRORS["plain"])
     async def symbols(self) -> dict[str, Any]:
+        """The served symbols."""
         return {"symbols": self.predictor.symbols}
 
-    @http.get("/performance")
+    @http.get("/performance", response_model=schemas.Performance, responses=ERRORS["symbol"])
     async def performance(
         self,
         symbol: str | None = Query(None, description="Symbol, e.g. BTC-USD; empty: all"),
@@ -179,6 +207,31 @@ class PricePredictor:
     ) -> dict[str, Any]:
         """Live figures of each model version on the hours that closed in the window."""
         return await self.live.answer(symbol, window)
+
+    @http.get("/candles", response_model=schemas.Candles, responses=ERRORS["symbol"])
+    async def candles(
+        self,
+        symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD"),
+        hours: int = Query(168, description="Hours back from the newest stored candle (1-720)"),
+    ) -> dict[str, Any]:
+        """The stored candles of the last HOURS hours, oldest first."""
+        return await self.dashboard.candles(symbol, hours)
+
+    @http.get("/forecasts", response_model=schemas.Forecasts, responses=ERRORS["symbol"])
+    async def forecasts(
+        self,
+        symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD"),
+        hours: int = Query(168, description="Hours back from the newest logged target (1-720)"),
+    ) -> dict[str, Any]:
+        """Logged forecasts (every model) with their outcomes, oldest target first."""
+        return await self.dashboard.forecasts(symbol, hours)
+
+    @http.get("/status", response_model=schemas.Status, responses=ERRORS["symbol"])
+    async def status(
+        self, symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD")
+    ) -> dict[str, Any]:
+        """Data freshness, champions, retrains, the live loop and drift of SYMBOL."""
+        return await self.dashboard.status(symbol)
 
 
 for _family in FAMILIES:  # BentoML finds dependencies among the class attributes

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     coinbase_backoff_base_seconds: float = 0.5
     coinbase_backoff_max_seconds: float = 30.0
     stale_after_seconds: int = 7200
+    api_docs: bool = Field(
+        default=True,
+        description="Serve the API docs (/docs, Swagger UI from the service's own assets) "
+        "and the OpenAPI document (/docs.json); false answers both with 404.",
+    )
     feature_cache_seconds: float = Field(
         default=1.0,
         description="How long the service reuses one online feature read per symbol and "

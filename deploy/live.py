@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import logging
 import os
 import signal
@@ -31,8 +30,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from candlecast import heartbeat
 from candlecast.errors import BadInput, Failure
-from candlecast.parquet_io import atomic_write_text
+from candlecast.heartbeat import live_dir
 from candlecast.settings import get_settings
 from candlecast.times import HOUR, utc, utc_now
 from deploy.clock import Clock, ReplayClock
@@ -52,10 +52,6 @@ class LoopLockedError(Failure, RuntimeError):
 
 class ReplayRangeError(BadInput, ValueError):
     """A replay period the home's data cannot honestly replay."""
-
-
-def live_dir() -> Path:
-    return get_settings().home / "live"
 
 
 @contextlib.contextmanager
@@ -80,27 +76,34 @@ def loop_lock() -> Iterator[Path]:
         yield path  # leaving closes the file, which releases the flock
 
 
+def loop_facts(config: LiveConfig) -> dict:
+    """What the heartbeat says of the loop itself (``GET /status`` shows it)."""
+    every = config.retrain.every
+    return {
+        "symbols": list(config.symbols),
+        "families": list(config.families),
+        "retrain_every_hours": None if every is None else every / HOUR,
+    }
+
+
 def write_heartbeat(state: str, report: CycleReport | None = None, **extra) -> Path:
     """Atomically rewrite ``live/heartbeat.json``: wall time, PID, state, last cycle."""
-    path = live_dir() / "heartbeat.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"at": utc_now().isoformat(), "pid": os.getpid(), "state": state, **extra}
+    body = {"pid": os.getpid(), "state": state, **extra}
     if report is not None:
         body["last_cycle"] = report.summary()
-    atomic_write_text(json.dumps(body, indent=1), path)
-    return path
+    return heartbeat.write(body)
 
 
 def check_heartbeat(max_age: float) -> str:
     """One line on the loop's health; raise Failure when the heartbeat is old or absent."""
-    path = live_dir() / "heartbeat.json"
+    path = heartbeat.heartbeat_path()
     try:
-        body = json.loads(path.read_text())
-        age = (utc_now() - utc(body["at"])).total_seconds()
-    except FileNotFoundError:
-        raise Failure(f"no heartbeat at {path}: is `candlecast live` running?") from None
-    except (ValueError, KeyError) as exc:
-        raise Failure(f"unreadable heartbeat {path}: {exc}") from None
+        body = heartbeat.read()
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    if body is None:
+        raise Failure(f"no heartbeat at {path}: is `candlecast live` running?")
+    age = heartbeat.age_seconds(body)
     if age > max_age:
         raise Failure(f"heartbeat {path} is {age:.0f} s old (limit {max_age:.0f} s)")
     return f"live loop PID {body.get('pid')} {body.get('state')}, heartbeat {age:.0f} s ago"
@@ -152,7 +155,7 @@ def run_once(config: LiveConfig) -> CycleReport:
     """One cycle at the wall clock's time (``candlecast live --once``)."""
     with loop_lock():
         report = Cycle(config, Clock()).run()
-        write_heartbeat("once", report)
+        write_heartbeat("once", report, **loop_facts(config))
         return report
 
 
@@ -168,7 +171,7 @@ def run_forever(
     clock = Clock(stop)
     cycles = 0
     with loop_lock(), stop_on_signals(stop), contextlib.ExitStack() as services:
-        cycle = Cycle(config, clock)
+        cycle, facts = Cycle(config, clock), loop_facts(config)
         log.info(
             "live loop PID %d on %s: %s, models %s + naive",
             os.getpid(),
@@ -179,18 +182,18 @@ def run_forever(
         report, start = None, clock.now()  # the first cycle runs at once: it catches up
         while not stop.is_set():
             while not stop.is_set() and clock.now() < start:
-                write_heartbeat("waiting", report, next_cycle=start.isoformat())
+                write_heartbeat("waiting", report, next_cycle=start.isoformat(), **facts)
                 left = (start - clock.now()).total_seconds()
                 clock.sleep(min(HEARTBEAT_EVERY, left))
             if stop.is_set():
                 break
-            with beating(report, hour=clock.now().floor("h").isoformat()):
+            with beating(report, hour=clock.now().floor("h").isoformat(), **facts):
                 report = cycle.run(should_stop=stop.is_set)
             cycles += 1
             if serve_port is not None and cycles == 1 and not stop.is_set():
                 services.enter_context(_serving(serve_port))
             start = first_cycle_time(clock.now(), config.publish_delay)
-        write_heartbeat("stopped", report)
+        write_heartbeat("stopped", report, **facts)
         log.info("live loop stopped after %d cycles", cycles)
     return cycles
 
@@ -234,7 +237,7 @@ def replay(
                 break
             clock.set(hour + pd.Timedelta(seconds=config.publish_delay))
             reports.append(cycle.run(should_stop=stop.is_set))
-            write_heartbeat("replay", reports[-1], end=end.isoformat())
+            write_heartbeat("replay", reports[-1], end=end.isoformat(), **loop_facts(config))
         wall = time.perf_counter() - started
         training = sum(r.seconds.get("retrain", 0) + r.seconds.get("initial", 0) for r in reports)
         rate = len(reports) / max(wall - training, 1e-9) * 60

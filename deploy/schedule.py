@@ -59,8 +59,8 @@ def due_retrains(
     champion_of: ChampionOf,
 ) -> list[Due]:
     """The retrains due for ``symbol`` at ``now``, grouped by trigger."""
+    from candlecast.retrain_history import history
     from training.registry import LiveEvidence
-    from training.retrain import history
 
     now = utc(now)
     past = history().read(symbol)  # one read of the history and of the log per cycle

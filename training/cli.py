@@ -190,10 +190,10 @@ def list_models(
 
 
 def print_history(symbol: str | None, as_json: bool) -> None:
-    """The retrain history (``training.history``), oldest first."""
+    """The retrain history (``candlecast.retrain_history``), oldest first."""
     import json
 
-    from training.retrain import history
+    from candlecast.retrain_history import history
 
     with errors():
         frame = history().read(symbol)

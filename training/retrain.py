@@ -4,7 +4,7 @@ What ``candlecast live`` runs when a retrain is due: the existing ``train``
 (walk-forward over the weeks before the cut, the promotion gate, register), one
 family at a time. A family whose retrain fails (bad data, a crash in a fit) or
 loses the gate leaves the model store's champion as it was; either way a
-:class:`~training.history.RetrainRecord` goes into the history.
+:class:`~candlecast.retrain_history.RetrainRecord` goes into the history.
 """
 
 from __future__ import annotations
@@ -16,19 +16,14 @@ from collections.abc import Mapping
 import pandas as pd
 
 from candlecast.feast_store import DEFAULT_SERVICE
-from candlecast.settings import get_settings
+from candlecast.retrain_history import RetrainRecord, history
 from candlecast.times import utc
 from training.dataset import load_dataset
-from training.history import RetrainHistory, RetrainRecord
 from training.models import FitConfig
 from training.registry import LiveEvidence
 from training.train import train_family
 
 log = logging.getLogger(__name__)
-
-
-def history() -> RetrainHistory:
-    return RetrainHistory(get_settings().home / "retrains")
 
 
 def retrain(

@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 
 from candlecast.prediction_log import PredictionLog
+from candlecast.retrain_history import RetrainHistory
 from candlecast.times import HOUR
 from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.live import close_of, live_env, replay
 from tests.fakes.training_data import gapped_market_candles
-from training.history import RetrainHistory
 
 pytestmark = pytest.mark.integration
 START = pd.Timestamp("2024-06-22T00:00", tz="UTC")  # no exchange gap within 48 h before or after

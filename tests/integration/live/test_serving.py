@@ -19,13 +19,13 @@ import pytest
 import requests
 
 from candlecast.prediction_log import PredictionLog
+from candlecast.retrain_history import RetrainHistory
 from candlecast.times import utc_now
 from deploy.serve import free_port, serve_in_background
 from ingestion.sample import synthetic_candles
 from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.live import live_command, live_env, replay
 from tests.fakes.training_data import gapped_market_candles
-from training.history import RetrainHistory
 
 pytestmark = pytest.mark.integration
 

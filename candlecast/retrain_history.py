@@ -105,3 +105,10 @@ class RetrainHistory:
             f"move it out of {path.parent}: the history is a record only; a new file is "
             "started on the next retrain, and the model store keeps every version"
         )
+
+
+def history() -> RetrainHistory:
+    """The history of this home: ``$CANDLECAST_HOME/retrains/history.parquet``."""
+    from candlecast.settings import get_settings
+
+    return RetrainHistory(get_settings().home / "retrains")
