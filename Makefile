@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCE ?= sample
 SYMBOL ?= BTC-USD
+PORT ?= 3000
 export CANDLECAST_HOME ?= $(CURDIR)/data
 export BENTOML_HOME ?= $(CANDLECAST_HOME)/bentoml
 export BENTOML_DO_NOT_TRACK := true
@@ -28,15 +29,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install candlecast with dev extras
 
-demo: $(STAMP) ## Run the whole pipeline offline (SOURCE=coinbase for live data) and print a prediction
+demo: $(STAMP) ## Run the whole pipeline offline (SOURCE=coinbase for live data), print a prediction and the dashboard URL (SERVE=1 keeps serving)
 	CANDLECAST_HOME=$(DEMO_HOME) BENTOML_HOME=$(DEMO_HOME)/bentoml \
-		$(BIN)/candlecast demo --source $(SOURCE) --symbol $(SYMBOL)
+		$(BIN)/candlecast demo --source $(SOURCE) --symbol $(SYMBOL) $(if $(SERVE),--serve --port $(PORT),)
 
 serve: $(STAMP) ## Serve the API on :3000 from CANDLECAST_HOME (train champions first; ARGS=--development for the fused layout)
 	$(BIN)/candlecast serve $(ARGS)
 
-live: $(STAMP) ## Run the live loop and the API on :3000 together (Ctrl-C stops both; ARGS=--once ...)
-	$(BIN)/candlecast live --serve 3000 $(ARGS)
+live: $(STAMP) ## Run the live loop with the API and dashboard on :PORT (default 3000; Ctrl-C stops both)
+	$(BIN)/candlecast live --serve $(PORT) $(ARGS)
 
 test: $(STAMP) ## Run the default test suite (unit + integration, not slow)
 	$(BIN)/python -m pytest -m "not slow"

@@ -16,11 +16,16 @@ app = stage_app("Run candlecast: the offline demo and the local prediction serve
 def demo(
     source: str = typer.Option("sample", help="sample (offline, synthetic) or coinbase (live)."),
     symbol: str = typer.Option("BTC-USD", help="Coinbase product id."),
+    serve: bool = typer.Option(
+        False, "--serve", help="Keep the API and its dashboard running afterwards (Ctrl-C stops)."
+    ),
+    port: int = typer.Option(3000, help="Port of the kept service (--serve)."),
 ) -> None:
-    """Run every stage on one machine (candles → features → train → serve) and print a forecast."""
+    """Run every stage on one machine (candles → features → train → serve) and print a forecast
+    and the dashboard's URL."""
     from deploy.demo import run
 
-    run(source, symbol)
+    run(source, symbol, serve, port)
 
 
 @app.command()

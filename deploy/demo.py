@@ -65,15 +65,38 @@ def run_step(title: str, args: list[str]) -> None:
     console.print(f"[green]done in {time.perf_counter() - started:.1f} s")
 
 
-def serve_and_predict(symbol: str) -> None:
-    """Start the BentoML service, ask it for a forecast by every model, stop it."""
+def serve_and_predict(symbol: str, keep_serving: bool = False, port: int = 3000) -> None:
+    """Start the BentoML service, ask it for a forecast by every model, then stop it,
+    or with ``keep_serving`` leave it (and its dashboard) up on ``port`` until Ctrl-C."""
     from deploy.serve import free_port, serve_in_background
 
     console.rule("[bold]serve and predict")
     served = {"CANDLECAST_SERVE_SYMBOLS": symbol}  # the service loads this symbol's champions
-    with serve_in_background(port=free_port(), env=served) as client:
+    with serve_in_background(port=port if keep_serving else free_port(), env=served) as client:
         default = client.predict(symbol)
         by_model = [client.predict(symbol, model=m) for m in ("naive", *DEMO_MODELS.split(","))]
+        print_forecast(symbol, default, by_model)
+        if keep_serving:
+            console.print(
+                f"[bold]Dashboard: {client.base_url}/[/]  (API docs: /docs; Ctrl-C stops)"
+            )
+            wait_for_interrupt()
+            return
+    console.print(
+        f"[bold]Dashboard: http://127.0.0.1:{port}/[/] once served: `make demo SERVE=1` keeps "
+        f"the service up after the demo; `candlecast serve --port {port}` serves this state again"
+    )
+
+
+def wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping the service")
+
+
+def print_forecast(symbol: str, default, by_model: list) -> None:
     console.print(prediction_table(by_model, default.model))
     console.print(
         f"[bold]{symbol}[/] closed at [bold]{default.current_price:,.2f}[/] "
@@ -102,15 +125,17 @@ def prediction_table(predictions: list, default_model: str) -> Table:
     return table
 
 
-def run(source: str = "sample", symbol: str = "BTC-USD") -> None:
-    """Run every stage of candlecast and print one prediction."""
+def run(
+    source: str = "sample", symbol: str = "BTC-USD", keep_serving: bool = False, port: int = 3000
+) -> None:
+    """Run every stage of candlecast and print one prediction and the dashboard's URL."""
     from candlecast.settings import get_settings
 
     for title, args in pipeline(source, symbol):
         run_step(title, args)
-    serve_and_predict(symbol)
     home = get_settings().home
     console.print(
         f"State is in {home}. To explore it: export CANDLECAST_HOME={home} "
         f"BENTOML_HOME={home / 'bentoml'}"
     )
+    serve_and_predict(symbol, keep_serving, port)
