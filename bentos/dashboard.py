@@ -136,11 +136,11 @@ class Dashboard:
         try:
             as_of = self.predictor.features.prices(symbol).as_of
         except FeaturesUnavailable as exc:
-            return {
+            return {  # not stale: absent (the message says which command makes them)
                 "as_of": None,
                 "age_seconds": None,
                 "stale_after_seconds": limit,
-                "stale": True,
+                "stale": False,
                 "message": exc.message,
             }
         age = max(0.0, (now - as_of).total_seconds())

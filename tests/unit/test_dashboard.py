@@ -114,7 +114,7 @@ def test_status_stale_says_how_old_and_the_threshold(settings):
 
 def test_status_without_online_features_says_so(settings):
     status = run(board(FakeFeatures(symbols=())).status("BTC-USD"))
-    assert status["freshness"]["as_of"] is None and status["freshness"]["stale"] is True
+    assert status["freshness"]["as_of"] is None and status["freshness"]["stale"] is False
     assert "No online features for BTC-USD" in status["freshness"]["message"]
 
 
