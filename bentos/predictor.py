@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -33,10 +33,12 @@ from bentos.errors import (
 from bentos.features import FeatureRow
 from bentos.registry import default_model
 from bentos.reload import Snapshot
-from candlecast import contract
+from candlecast import contract, intervals
 from candlecast.contract import NAIVE, ModelSpec
 from candlecast.feast_store import PAST_HOURS
 from candlecast.feast_store import PRICE_SERVICE as PRICE_FEATURE_SERVICE
+from candlecast.intervals import Calibration
+from candlecast.metrics import beats_persistence
 from candlecast.times import HOUR, utc
 
 RunModel = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -103,7 +105,12 @@ class Predictor:
         """Servable models for a symbol, naive included, by name."""
         snapshot = self.snapshot if snapshot is None else snapshot
         found = {f: specs[symbol] for f, specs in snapshot.items() if symbol in specs}
-        return {**found, NAIVE: contract.naive_spec(symbol, PRICE_FEATURE_SERVICE)}
+        naive = contract.naive_spec(symbol, PRICE_FEATURE_SERVICE)
+        calibrated = [s for s in found.values() if s.persistence_intervals]
+        if calibrated:  # persistence's own calibration, from the latest-trained champion
+            newest = max(calibrated, key=lambda s: s.cut or "")
+            naive = replace(naive, intervals=newest.persistence_intervals)
+        return {**found, NAIVE: naive}
 
     def default(self, symbol: str, snapshot: Snapshot | None = None) -> str:
         specs = self.specs(symbol, snapshot)
@@ -212,6 +219,10 @@ class Predictor:
         past = [prices.values.get(f"price_{h}_hour_ago") for h in range(PAST_HOURS, 0, -1)]
         age = max(0.0, (reference - prices.as_of).total_seconds())
         change = predicted - close
+        calibration = Calibration.from_dict(spec.intervals)
+        uncertainty = intervals.describe(
+            calibration, predicted, close, intervals.scale([*past, close])
+        )
         return {
             "symbol": spec.symbol,
             "model": spec.family,
@@ -224,6 +235,7 @@ class Predictor:
             "predicted_price": predicted,
             "predicted_change": change,
             "predicted_change_pct": 100.0 * change / close if close else 0.0,
+            **uncertainty,
             "past_24_hour_prices": [None if p is None else float(p) for p in past],
             "features_age_seconds": age,
             "stale": age > self.stale_after_seconds,
@@ -245,7 +257,9 @@ class Predictor:
                         "feature_service": spec.feature_service,
                         "target": spec.target,
                         "mae_ratio_vs_persistence": ratio,
-                        "beats_persistence": ratio is not None and ratio < 1.0,
+                        "beats_persistence": beats_persistence(
+                            ratio, spec.metrics.get("dm_pvalue")
+                        ),
                         "default": name == default,
                         "metrics": dict(spec.metrics),
                     }

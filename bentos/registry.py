@@ -14,6 +14,7 @@ import bentoml
 
 from candlecast import model_store
 from candlecast.contract import NAIVE, ModelSpec, check_family
+from candlecast.metrics import beats_persistence
 from candlecast.settings import get_settings
 from candlecast.symbols import served_symbols as parse_served
 
@@ -108,14 +109,21 @@ class LiveChampions:
 
 
 def default_model(specs: list[ModelSpec]) -> str:
-    """Family whose champion has the lowest walk-forward ratio < 1, else naive.
+    """Family whose champion beats persistence with the lowest walk-forward ratio, else naive.
 
-    A champion that training flagged as a leakage suspect (too good to be true on
-    hourly prices) is never the default; it is still served when asked for by name.
+    Beating persistence means a ratio below 1 with a Diebold-Mariano p-value below 0.05
+    (``candlecast.metrics.beats_persistence``): a tie stays a tie, and naive, with its
+    intervals, is then the default. A champion that training flagged as a leakage
+    suspect (too good to be true on hourly prices) is never the default; it is still
+    served when asked for by name.
     """
-    ranked = [s for s in specs if s.mae_ratio_vs_persistence is not None]
-    ranked = [s for s in ranked if not s.leakage_suspect]
-    ranked = [s for s in ranked if s.mae_ratio_vs_persistence < 1.0]
+    ranked = [s for s in specs if serves_as_default(s)]
     if not ranked:
         return NAIVE
     return min(ranked, key=lambda s: s.mae_ratio_vs_persistence).family
+
+
+def serves_as_default(spec: ModelSpec) -> bool:
+    """Beats persistence by the DM rule and is not a leakage suspect."""
+    dm = spec.metrics.get("dm_pvalue")
+    return not spec.leakage_suspect and beats_persistence(spec.mae_ratio_vs_persistence, dm)

@@ -109,6 +109,10 @@ class ModelSpec:
     leakage_suspect: bool = False
     fit_details: Mapping[str, float] = field(default_factory=dict)
     champion_comparison: Mapping[str, Any] | None = None
+    # Interval calibrations (candlecast.intervals.Calibration.to_dict()): the model's
+    # own, and persistence's on the same period (the naive model is served with it).
+    intervals: Mapping[str, Any] = field(default_factory=dict)
+    persistence_intervals: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -162,15 +162,33 @@ def query_parquet(
     """``schema``'s columns of ``files`` matching ``where``, sorted, via DuckDB in UTC.
 
     The one parquet read of the stores (candles, the prediction log); callers wrap
-    it in their corrupt-file guard.
+    it in their corrupt-file guard. Files written before a nullable column was added
+    to ``schema`` read as null there (:func:`conform`).
     """
     sql = (
-        f"SELECT {', '.join(schema.names)} FROM read_parquet(?, hive_partitioning=false) "
+        "SELECT * FROM read_parquet(?, hive_partitioning=false, union_by_name=true) "
         f"WHERE {where} ORDER BY {order_by}"
     )
     with duckdb_connection() as con:
         relation = con.sql(sql, params=[[str(f) for f in files], *params])
-        return _arrow_table(relation).cast(schema).to_pandas()
+        return conform(_arrow_table(relation), schema).to_pandas()
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in order; a missing nullable column is null.
+
+    How a store gains a column without rewriting its files: old files lack it, and
+    reads fill it with nulls. A missing non-nullable column is an error (``KeyError``).
+    """
+    columns = []
+    for column in schema:
+        if column.name in table.column_names:
+            columns.append(table.column(column.name))
+        elif column.nullable:
+            columns.append(pa.nulls(table.num_rows, column.type))
+        else:
+            raise KeyError(f"column {column.name!r} is missing")
+    return pa.Table.from_arrays(columns, names=schema.names).cast(schema)
 
 
 def _arrow_table(relation: duckdb.DuckDBPyRelation) -> pa.Table:

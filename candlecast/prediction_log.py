@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 from candlecast.contract import FAMILIES, NAIVE
 from candlecast.parquet_io import (
     atomic_write_parquet,
+    conform,
     corrupt_file_guard,
     folder_lock,
     query_parquet,
@@ -67,6 +68,13 @@ PREDICTION_SCHEMA = pa.schema(
         pa.field("target_time", _TIME, nullable=False),  # as_of + 1 h
         pa.field("current_price", pa.float64(), nullable=False),  # close at as_of
         pa.field("predicted_price", pa.float64(), nullable=False),
+        # Central intervals and P(close > current) (candlecast.intervals); null when the
+        # model has no calibration, and in rows logged before forecasts carried them.
+        pa.field("lower_80", pa.float64()),
+        pa.field("upper_80", pa.float64()),
+        pa.field("lower_95", pa.float64()),
+        pa.field("upper_95", pa.float64()),
+        pa.field("p_up", pa.float64()),
         pa.field("actual_close", pa.float64()),  # close at target_time; null until known
         pa.field("abs_error", pa.float64()),  # |predicted - actual|
         pa.field("persistence_abs_error", pa.float64()),  # |current - actual|
@@ -79,7 +87,8 @@ MODELS = (*FAMILIES, NAIVE)
 #: Filled by :meth:`PredictionLog.score`; any value offered to ``append`` is recomputed.
 SCORE_COLUMNS = ["actual_close", "abs_error", "persistence_abs_error"]
 #: Columns ``append`` fills when a row leaves them out.
-OPTIONAL_COLUMNS = {"model_trained_until", "target_time", *SCORE_COLUMNS}
+INTERVAL_COLUMNS = ["lower_80", "upper_80", "lower_95", "upper_95", "p_up"]
+OPTIONAL_COLUMNS = {"model_trained_until", "target_time", *INTERVAL_COLUMNS, *SCORE_COLUMNS}
 _TIME_COLUMNS = ["model_trained_until", "issued_at", "as_of", "target_time"]
 
 
@@ -272,7 +281,7 @@ class PredictionLog:
         if not path.exists():
             return None
         with self.guard([path]):
-            return pq.read_table(path).cast(PREDICTION_SCHEMA).to_pandas()
+            return conform(pq.read_table(path), PREDICTION_SCHEMA).to_pandas()
 
     @contextlib.contextmanager
     def _locked(self, symbols: Iterable[str]) -> Iterator[None]:
@@ -338,6 +347,8 @@ def to_prediction_frame(rows: pd.DataFrame | Iterable[Mapping]) -> pd.DataFrame:
     frame["target_time"] = frame["target_time"].fillna(expected)
     if (frame["target_time"] != expected).any():
         raise PredictionRowError("forecast rows: target_time must be as_of + 1 h")
+    for column in INTERVAL_COLUMNS:
+        frame[column] = frame[column].astype("float64")
     for column in ("current_price", "predicted_price", "actual_close"):
         frame[column] = frame[column].astype("float64")
         values = frame[column].dropna()

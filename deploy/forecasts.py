@@ -159,4 +159,14 @@ def to_log_row(answer: dict, spec: ModelSpec, default: str, issued: pd.Timestamp
         "target_time": as_of + HOUR,
         "current_price": answer["current_price"],
         "predicted_price": answer["predicted_price"],
+        **log_intervals(answer),
     }
+
+
+def log_intervals(answer: dict) -> dict:
+    """The forecast's intervals and P(up) as the prediction log's columns (null if none)."""
+    row = {"p_up": answer.get("p_up")}
+    for key in ("80", "95"):
+        bounds = answer.get(f"interval_{key}") or (None, None)
+        row[f"lower_{key}"], row[f"upper_{key}"] = bounds
+    return row

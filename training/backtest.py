@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from training import conformal
 from training.dataset import LabelledFrame
-from training.evaluate import METRIC_KEYS, compare_to_persistence
+from training.evaluate import INTERVAL_KEYS, METRIC_KEYS, compare_to_persistence
 from training.models import FitConfig
 from training.walkforward import Fold, WalkForwardResult, walk_forward, weekly_folds
 
 log = logging.getLogger(__name__)
-PUBLIC_KEYS = (*METRIC_KEYS, "directional_accuracy_ci95")
+PUBLIC_KEYS = (*METRIC_KEYS, "directional_accuracy_ci95", *INTERVAL_KEYS)
 
 
 def period_of(folds: list[Fold]) -> dict:
@@ -27,9 +28,16 @@ def period_of(folds: list[Fold]) -> dict:
 
 
 def score(result: WalkForwardResult) -> dict:
-    """Model and persistence metrics of one walk-forward run, tagged with its period."""
+    """Model and persistence metrics of one walk-forward run, tagged with its period.
+
+    Point metrics (with the Diebold-Mariano p-value against persistence) and interval
+    metrics (``training.conformal``: calibrated on past hours only) on the same hours.
+    """
     preds = result.predictions
     summary = compare_to_persistence(preds["next_close"], preds["predicted"], preds["price_now"])
+    found = conformal.summary(preds)
+    summary["metrics"].update(found["model"])
+    summary["persistence"].update(found["persistence"])
     period = period_of(result.folds)
     summary["metrics"].update(period)
     summary["persistence"].update(period)
@@ -66,11 +74,13 @@ def report(data: LabelledFrame, results: dict[str, WalkForwardResult]) -> dict:
             fit_seconds=round(summary["fit_seconds"], 2),
         )
         models[family] = entry
+        entry["dm_pvalue"] = summary["metrics"]["dm_pvalue"]
         persistence = {k: summary["persistence"][k] for k in PUBLIC_KEYS}
         period = period_of(result.folds)
         log.info(
             "%s backtest %s %s .. %s (%d folds, %d rows): MAE %.2f vs persistence %.2f "
-            "(ratio %.4f, %s), direction %.3f, fit %.1f s",
+            "(ratio %.4f, DM p %.3f, %s), direction %.3f, 80%% coverage %.3f (persistence "
+            "%.3f), fit %.1f s",
             data.symbol,
             family,
             period["period_start"],
@@ -80,8 +90,11 @@ def report(data: LabelledFrame, results: dict[str, WalkForwardResult]) -> dict:
             entry["mae"],
             persistence["mae"],
             entry["mae_ratio_vs_persistence"],
+            entry["dm_pvalue"],
             "beats persistence" if entry["beats_persistence"] else "does not beat persistence",
             entry["directional_accuracy"],
+            entry["coverage_80"],
+            persistence["coverage_80"],
             entry["fit_seconds"],
         )
     return {

@@ -13,11 +13,20 @@ import math
 
 import numpy as np
 
-from candlecast.metrics import forecast_metrics, wilson_band
+from candlecast.metrics import (
+    DM_ALPHA,
+    beats_persistence,
+    diebold_mariano,
+    forecast_metrics,
+    wilson_band,
+)
 
 __all__ = [
+    "DM_ALPHA",
+    "INTERVAL_KEYS",
     "LEAKAGE_MARGIN",
     "METRIC_KEYS",
+    "beats_persistence",
     "compare_to_persistence",
     "forecast_metrics",
     "is_leakage_suspect",
@@ -28,6 +37,17 @@ __all__ = [
 LEAKAGE_MARGIN = 0.05
 #: The metric keys every report and registry entry carries (contract with the service).
 METRIC_KEYS = ("mae", "rmse", "mape", "directional_accuracy", "mae_ratio_vs_persistence", "n")
+#: Interval metrics (``training.conformal.summary``), beside persistence's on the same hours.
+INTERVAL_KEYS = (
+    "coverage_80",
+    "coverage_95",
+    "interval_width_80",
+    "interval_width_95",
+    "interval_score_80",
+    "interval_score_95",
+    "brier_up",
+    "interval_n",
+)
 
 
 def compare_to_persistence(actual: np.ndarray, predicted: np.ndarray, current: np.ndarray) -> dict:
@@ -37,10 +57,12 @@ def compare_to_persistence(actual: np.ndarray, predicted: np.ndarray, current: n
     ratio = model["mae"] / naive["mae"] if naive["mae"] > 0 else math.nan
     model["mae_ratio_vs_persistence"] = ratio
     naive["mae_ratio_vs_persistence"] = 1.0
+    actual, predicted, current = (np.asarray(a, dtype=float) for a in (actual, predicted, current))
+    model["dm_pvalue"] = diebold_mariano(predicted - actual, current - actual)
     return {
         "metrics": model,
         "persistence": naive,
-        "beats_persistence": bool(ratio < 1),
+        "beats_persistence": beats_persistence(ratio, model["dm_pvalue"]),
         "leakage_suspect": is_leakage_suspect(ratio),
     }
 

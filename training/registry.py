@@ -20,6 +20,8 @@ from candlecast.model_store import bentoml_module
 from training.models import Fitted
 
 log = logging.getLogger(__name__)
+#: A new version replaces a champion only if its 80 % intervals covered 80 % ± this.
+COVERAGE_TOLERANCE = 0.05
 __all__ = ["CANDIDATE", "CHAMPION", "Decision", "bentoml_module", "decide", "register"]
 
 
@@ -55,7 +57,8 @@ def decide(
     incumbent_tag: str = "",
     live: LiveEvidence | None = None,
 ) -> Decision:
-    """Promotion rule: first version wins; later ones must not be worse on the same period.
+    """Promotion rule: first version wins; later ones must not be worse on the same period,
+    and their 80 % intervals must have covered 80 % ± 5 pp of its hours.
 
     ``new`` and ``incumbent`` are walk-forward metrics dicts that must cover the
     same period (the caller re-evaluates the new recipe on the champion's
@@ -65,28 +68,50 @@ def decide(
     walk-forward ratio is lower than the ratio the champion is delivering.
     """
     if incumbent is None:
-        return Decision(CHAMPION, "first registered version of this family")
+        return Decision(CHAMPION, "first registered version of this family" + _coverage_note(new))
     if not same_period(new, incumbent):
         raise ValueError("promotion compares walk-forward MAE on the same period only")
     period = f"{new['period_start']} .. {new['period_end']}"
     ratio = new.get("mae_ratio_vs_persistence", float("nan"))
-    if live is not None and live.ratio > 1.0 and math.isfinite(ratio) and ratio < live.ratio:
-        return Decision(
-            CHAMPION,
+    losing = live is not None and live.ratio > 1.0 and math.isfinite(ratio) and ratio < live.ratio
+    if losing:
+        why = (
             f"champion {incumbent_tag} loses to persistence ({live}); walk-forward ratio "
-            f"{ratio:.3f} on {period} is better",
+            f"{ratio:.3f} on {period} is better"
         )
-    if not math.isfinite(new["mae"]) or new["mae"] > incumbent["mae"]:
+    elif not math.isfinite(new["mae"]) or new["mae"] > incumbent["mae"]:
         return Decision(
             CANDIDATE,
             f"walk-forward MAE {new['mae']:.2f} is worse than champion {incumbent_tag} "
             f"({incumbent['mae']:.2f}) on {period}",
         )
-    return Decision(
-        CHAMPION,
-        f"walk-forward MAE {new['mae']:.2f} <= champion {incumbent_tag} "
-        f"({incumbent['mae']:.2f}) on {period}",
-    )
+    else:
+        why = (
+            f"walk-forward MAE {new['mae']:.2f} <= champion {incumbent_tag} "
+            f"({incumbent['mae']:.2f}) on {period}"
+        )
+    miscalibrated = _coverage_note(new)
+    if miscalibrated:
+        return Decision(CANDIDATE, f"{why}, but its intervals are not calibrated{miscalibrated}")
+    return Decision(CHAMPION, why)
+
+
+def coverage_ok(metrics: dict) -> bool:
+    """80 % intervals that covered within ±COVERAGE_TOLERANCE of 80 % of the hours."""
+    coverage = metrics.get("coverage_80")
+    if coverage is None or not math.isfinite(coverage):
+        return False
+    return abs(coverage - 0.8) <= COVERAGE_TOLERANCE + 1e-9  # 75.0 % is within
+
+
+def _coverage_note(metrics: dict) -> str:
+    """ "" when the 80 % coverage is within tolerance, else why not (for the reason)."""
+    if coverage_ok(metrics):
+        return ""
+    coverage = metrics.get("coverage_80")
+    if coverage is None or not math.isfinite(coverage):
+        return " (80 % coverage unknown: too few calibrated hours in the period)"
+    return f" (80 % coverage {coverage:.1%} is outside 80 % ± {COVERAGE_TOLERANCE:.0%})"
 
 
 def register(fitted: Fitted, spec: ModelSpec, decision: Decision) -> str:

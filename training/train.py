@@ -18,10 +18,10 @@ import pandas as pd
 from candlecast import model_store
 from candlecast.contract import ModelSpec
 from candlecast.times import HOUR, utc
-from training import registry
+from training import conformal, registry
 from training.backtest import score
 from training.dataset import LabelledFrame, fingerprint
-from training.evaluate import METRIC_KEYS
+from training.evaluate import INTERVAL_KEYS, METRIC_KEYS
 from training.models import FitConfig, Fitted
 from training.walkforward import Fold, WalkForwardResult, fit_on, walk_forward, weekly_folds
 
@@ -78,7 +78,7 @@ def train_family(
     started = pd.Timestamp.now()
     fitted = fit_on(rows, data, family, cfg)
     final_seconds = (pd.Timestamp.now() - started).total_seconds()
-    spec = build_spec(data, fitted, rows, summary, cut)
+    spec = build_spec(data, fitted, rows, summary, cut, conformal.final(evaluation.predictions))
     decision, comparison = promotion(data, family, summary, cfg, live)
     spec = replace(spec, champion_comparison=comparison)
     tag = registry.register(fitted, spec, decision)
@@ -119,9 +119,17 @@ def promotion(
 
 
 def build_spec(
-    data: LabelledFrame, fitted: Fitted, rows: pd.DataFrame, summary: dict, cut: pd.Timestamp
+    data: LabelledFrame,
+    fitted: Fitted,
+    rows: pd.DataFrame,
+    summary: dict,
+    cut: pd.Timestamp,
+    calibrations: dict | None = None,
 ) -> ModelSpec:
-    """The contract's record of a version: what it eats, its window and its evidence."""
+    """The contract's record of a version: what it eats, its window, its evidence and
+    the interval calibrations (its own and persistence's) it is served with."""
+    calibrations = calibrations or {}
+    model, naive = calibrations.get("model"), calibrations.get("persistence")
     return ModelSpec(
         family=fitted.family,
         symbol=data.symbol,
@@ -139,8 +147,11 @@ def build_spec(
         beats_persistence=summary["beats_persistence"],
         leakage_suspect=summary["leakage_suspect"],
         fit_details={k: float(v) for k, v in fitted.details.items()},
+        intervals={} if model is None else model.to_dict(),
+        persistence_intervals={} if naive is None else naive.to_dict(),
     )
 
 
 def _public(metrics: dict) -> dict:
-    return {k: metrics[k] for k in (*METRIC_KEYS, "period_start", "period_end")}
+    keys = (*METRIC_KEYS, "dm_pvalue", *INTERVAL_KEYS, "period_start", "period_end")
+    return {k: metrics[k] for k in keys if k in metrics}

@@ -18,6 +18,7 @@ import pandas as pd
 
 from candlecast.contract import to_price
 from candlecast.times import HOUR, utc
+from training.conformal import attach_scale
 from training.dataset import LabelledFrame, target_values
 from training.models import FitConfig, Fitted, fit_model
 
@@ -115,7 +116,7 @@ def walk_forward(
             on_fold(fold)
     if not parts:
         raise ValueError("no rows with known next-hour close fall in the test period")
-    predictions = pd.concat(parts, ignore_index=True)
+    predictions = attach_scale(pd.concat(parts, ignore_index=True), data.frame)
     return WalkForwardResult(family, data.target, predictions, folds, histories, seconds)
 
 

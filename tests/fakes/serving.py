@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from bentos.features import FeatureRow
 from candlecast.contract import CANDIDATE, CHAMPION, ModelSpec, Scaling
@@ -22,6 +23,15 @@ FIRST_CLOSE = datetime(2024, 1, 2, tzinfo=UTC)
 __all__ = ["CANDIDATE", "CHAMPION", "FakeFeatures", "register_cnn", "register_lasso", "spec"]
 
 
+#: A calibration whose scores are standard normal (candlecast.intervals.Calibration).
+NORMAL_CALIBRATION = {
+    "n": 1000,
+    "quantiles": {"80": 1.2815515655446004, "95": 1.959963984540054},
+    "percentiles": [float(x) for x in stats.norm.ppf(np.linspace(0.0005, 0.9995, 101))],
+    "clipped": [],
+}
+
+
 def spec(
     family: str,
     symbol: str,
@@ -30,7 +40,13 @@ def spec(
     scaling: Scaling | None = None,
     **extra: Any,
 ) -> ModelSpec:
-    """A contract spec with walk-forward figures at ``ratio`` to persistence (MAE 200)."""
+    """A contract spec with walk-forward figures at ``ratio`` to persistence (MAE 200).
+
+    A ratio below 1 comes with a Diebold-Mariano p-value of 0.01 (it beats persistence,
+    so it may be the default), any other with 0.5; intervals are standard normal's.
+    """
+    extra.setdefault("intervals", NORMAL_CALIBRATION)
+    extra.setdefault("persistence_intervals", NORMAL_CALIBRATION)
     return ModelSpec(
         family=family,
         symbol=symbol,
@@ -38,7 +54,13 @@ def spec(
         features=tuple(features or FEATURES),
         target="return",
         scaling=scaling or Scaling(),
-        metrics={"mae": 200.0 * ratio, "mae_ratio_vs_persistence": ratio, "n": 100},
+        metrics={
+            "mae": 200.0 * ratio,
+            "mae_ratio_vs_persistence": ratio,
+            "n": 100,
+            "dm_pvalue": 0.01 if ratio < 1.0 else 0.5,
+            "coverage_80": 0.8,
+        },
         persistence={"mae": 200.0, "mae_ratio_vs_persistence": 1.0, "n": 100},
         beats_persistence=ratio < 1.0,
         **extra,

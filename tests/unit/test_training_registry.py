@@ -31,13 +31,30 @@ def _stages(family: str, symbol: str) -> list[str]:
 
 
 def test_decide_rules() -> None:
-    first = registry.decide({"mae": 10.0, **PERIOD}, None)
+    calibrated = {**PERIOD, "coverage_80": 0.82}
+    first = registry.decide({"mae": 10.0, **calibrated}, None)
     assert first.stage == registry.CHAMPION
-    worse = registry.decide({"mae": 10.5, **PERIOD}, {"mae": 10.0, **PERIOD}, "m:v1")
+    worse = registry.decide({"mae": 10.5, **calibrated}, {"mae": 10.0, **PERIOD}, "m:v1")
     assert worse.stage == registry.CANDIDATE
     assert "worse than champion m:v1" in worse.reason and "10.50" in worse.reason
-    tie = registry.decide({"mae": 10.0, **PERIOD}, {"mae": 10.0, **PERIOD}, "m:v1")
+    tie = registry.decide({"mae": 10.0, **calibrated}, {"mae": 10.0, **PERIOD}, "m:v1")
     assert tie.stage == registry.CHAMPION
+
+
+@pytest.mark.parametrize(("coverage", "stage"), [(0.749, "candidate"), (0.851, "candidate"),
+                                                  (0.75, "champion"), (0.85, "champion"),
+                                                  (None, "candidate")])  # fmt: skip
+def test_a_better_version_with_miscalibrated_intervals_stays_a_candidate(coverage, stage):
+    new = {"mae": 9.0, **PERIOD, "coverage_80": coverage}
+    decision = registry.decide(new, {"mae": 10.0, **PERIOD}, "m:v1")
+    assert decision.stage == stage
+    if stage == "candidate":
+        assert "80 % coverage" in decision.reason
+
+
+def test_a_first_version_is_champion_whatever_its_coverage_and_says_so():
+    decision = registry.decide({"mae": 9.0, **PERIOD, "coverage_80": 0.6}, None)
+    assert decision.stage == "champion" and "60.0% is outside" in decision.reason
     other = {"mae": 1.0, "period_start": "x", "period_end": "y"}
     with pytest.raises(ValueError, match="same period"):
         registry.decide(other, {"mae": 10.0, **PERIOD})
@@ -61,10 +78,14 @@ def test_train_registers_contract_metadata_and_promotes() -> None:
     assert "input_mean" not in meta  # null -> omitted (BentoML metadata rejects None)
     assert meta["train_end"] == (cut - pd.Timedelta(hours=1)).isoformat()  # label known at cut
     assert len(meta["data_fingerprint"]) == 64
+    intervals = {
+        "coverage_80", "coverage_95", "interval_width_80", "interval_width_95",
+        "interval_score_80", "interval_score_95", "brier_up", "interval_n",
+    }  # fmt: skip
     for key in ("metrics", "persistence"):
         assert set(meta[key]) == {
             "mae", "rmse", "mape", "directional_accuracy", "mae_ratio_vs_persistence", "n",
-            "period_start", "period_end",
+            "period_start", "period_end", *intervals, *(["dm_pvalue"] if key == "metrics" else []),
         }  # fmt: skip
         assert meta[key]["period_start"] == start.isoformat()
         assert meta[key]["n"] == 24 * 7
