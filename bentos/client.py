@@ -61,11 +61,20 @@ class Prediction:
     features_age_seconds: float
     stale: bool
     request_timestamp: datetime
+    #: Central intervals ``[low, high]`` and P(next close > current); None when the model
+    #: has no calibration (versions trained before intervals) or the volatility is unknown.
+    interval_80: tuple[float, float] | None = None
+    interval_95: tuple[float, float] | None = None
+    p_up: float | None = None
+    interval_clipped: bool = False
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Prediction:
         times = ("as_of", "target_time", "request_timestamp")
-        kwargs = {f.name: body[f.name] for f in fields(cls)}
+        kwargs = {f.name: body[f.name] for f in fields(cls) if f.name in body}
+        for key in ("interval_80", "interval_95"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = tuple(kwargs[key])
         kwargs.update({k: datetime.fromisoformat(body[k]) for k in times})
         return cls(**kwargs)
 

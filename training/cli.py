@@ -80,7 +80,13 @@ def _print_outcome(outcome) -> None:
         f"[bold]{outcome.tag}[/] -> [bold]{outcome.decision.stage}[/] ({outcome.decision.reason})\n"
         f"  walk-forward {m['period_start']} .. {m['period_end']}: MAE {m['mae']:.2f} vs "
         f"persistence {p['mae']:.2f} (ratio {m['mae_ratio_vs_persistence']:.4f}, {verdict} "
-        f"persistence), direction {m['directional_accuracy']:.3f}"
+        f"persistence, Diebold-Mariano p {m['dm_pvalue']:.3f}), direction "
+        f"{m['directional_accuracy']:.3f}\n"
+        f"  intervals over {m['interval_n']} calibrated hours: 80 % covered "
+        f"{m['coverage_80']:.1%} (persistence {p['coverage_80']:.1%}), mean width "
+        f"{m['interval_width_80']:.2f} (persistence {p['interval_width_80']:.2f}); 95 % covered "
+        f"{m['coverage_95']:.1%}; Brier of p_up {m['brier_up']:.4f} "
+        f"(persistence {p['brier_up']:.4f})"
     )
     if outcome.summary["leakage_suspect"]:
         out.print("  [bold yellow]LEAKAGE SUSPECT[/]: >5% better than persistence; check features")
@@ -136,23 +142,34 @@ def print_report(payload: dict) -> None:
         title=f"{payload['symbol']} {payload['feature_service']} target={payload['target']} "
         f"{payload['period_start']} .. {payload['period_end']} ({payload['folds']} folds)"
     )
-    for col in ("model", "MAE", "RMSE", "MAPE%", "ratio", "dir.acc", "n", "fit s"):
+    columns = ("model", "MAE", "RMSE", "ratio", "DM p", "dir.acc", "cov 80", "cov 95")
+    for col in (*columns, "width 80", "IS 80", "Brier up", "n", "fit s"):
         table.add_column(col, justify="right", no_wrap=True)
     rows = [("naive", payload["persistence"], None)]
     rows += [(name, m, m) for name, m in payload["models"].items()]
     for name, m, extra in rows:
         flag = " [yellow](leak?)[/]" if extra and extra["leakage_suspect"] else ""
+        win = " [green](beats)[/]" if extra and extra["beats_persistence"] else ""
         table.add_row(
             name,
             f"{m['mae']:.2f}",
             f"{m['rmse']:.2f}",
-            f"{m['mape']:.3f}",
-            f"{m['mae_ratio_vs_persistence']:.4f}{flag}",
+            f"{m['mae_ratio_vs_persistence']:.4f}{flag}{win}",
+            f"{extra['dm_pvalue']:.3f}" if extra else "",
             f"{m['directional_accuracy']:.3f}",
+            f"{m['coverage_80']:.3f}",
+            f"{m['coverage_95']:.3f}",
+            f"{m['interval_width_80']:.2f}",
+            f"{m['interval_score_80']:.2f}",
+            f"{m['brier_up']:.4f}",
             str(m["n"]),
             f"{extra['fit_seconds']:.1f}" if extra else "",
         )
     out.print(table)
+    out.print(
+        "ratio: MAE / persistence MAE; (beats) needs ratio < 1 and DM p < 0.05. Intervals are "
+        "calibrated on earlier hours only (cov: share of closes inside; IS: Winkler score)."
+    )
 
 
 @app.command("models")

@@ -411,3 +411,24 @@ def test_a_model_with_no_scored_hour_reports_n_zero(predictions, candles):
     [row, _] = performance(predictions.read(), "all", END)
     assert row["n"] == 0 and row["unscored"] == 5 and row["mae"] is None
     assert row["directional_accuracy_ci95"] is None and row["worst_target_time"] is None
+
+
+def test_files_written_before_the_interval_columns_read_as_null_and_merge(
+    predictions: PredictionLog, candles: pd.DataFrame, store: CandleStore
+):
+    """A log from before forecasts carried intervals keeps working, untouched until written."""
+    from candlecast.prediction_log import INTERVAL_COLUMNS
+
+    old = forecast_rows(candles.iloc[:3])
+    predictions.append(old)
+    path = predictions.files()[0]
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(INTERVAL_COLUMNS), path)  # as an older release wrote it
+    frame = predictions.read()
+    assert len(frame) == 6 and frame[INTERVAL_COLUMNS].isna().all().all()
+    newer = forecast_rows(candles.iloc[3:4]).assign(lower_80=1.0, upper_80=2.0, p_up=0.5)
+    assert predictions.append(newer).new == 2
+    frame = predictions.read()
+    assert frame["p_up"].notna().sum() == 2 and len(frame) == 8
+    store.write(candles)
+    assert predictions.score(store).scored == 8

@@ -173,3 +173,31 @@ def test_client_keeps_the_servers_message_for_service_unavailable():
     error = from_response(503, body)
     assert type(error) is ServiceUnavailable
     assert error.message == "model service lasso failed: boom"
+
+
+def test_every_forecast_carries_intervals_and_p_up_from_its_calibration():
+    from candlecast import intervals
+
+    p = make(output=0.01)
+    for model in ("lasso", "cnn", "naive"):
+        result = predict(p, "BTC-USD", model)
+        low80, high80 = result["interval_80"]
+        low95, high95 = result["interval_95"]
+        assert low95 < low80 < result["predicted_price"] < high80 < high95
+        past = [*result["past_24_hour_prices"], result["current_price"]]
+        sigma = intervals.scale(past)
+        half = (high80 - low80) / 2 / (result["current_price"] * sigma)
+        assert half == pytest.approx(1.2815515655446004)  # the fakes' normal calibration
+        assert 0.0 <= result["p_up"] <= 1.0 and result["interval_clipped"] is False
+    assert predict(p, "BTC-USD", "lasso")["p_up"] > 0.99  # +1 % against a tiny volatility
+
+
+def test_a_model_without_calibration_serves_null_intervals():
+    import dataclasses
+
+    p = make()
+    snapshot = {f: {s: dataclasses.replace(spec, intervals={}) for s, spec in specs.items()}
+                for f, specs in p.snapshot.items()}  # fmt: skip
+    p.swap(snapshot)
+    result = predict(p, "BTC-USD", "lasso")
+    assert result["interval_80"] is None and result["p_up"] is None
