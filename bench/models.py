@@ -85,6 +85,30 @@ def markdown(payloads: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def intervals_markdown(payloads: list[dict]) -> str:
+    """Calibration beside persistence's on the same hours, and the DM test of each MAE."""
+    lines = [
+        "| model | features | target | DM p | beats | cov 80 | cov 95 | width 80 ($) | "
+        "width 95 ($) | interval score 80 | Brier p_up | hours |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in payloads:
+        rows = [
+            ("persistence", p["persistence"], None),
+            *((f, m, m) for f, m in p["models"].items()),
+        ]
+        for family, m, own in rows:
+            lines.append(
+                f"| {family} | {p['feature_service']} | {p['target']} | "
+                f"{'' if own is None else format(own['dm_pvalue'], '.3f')} | "
+                f"{'' if own is None else ('yes' if own['beats_persistence'] else 'no')} | "
+                f"{m['coverage_80']:.3f} | {m['coverage_95']:.3f} | {m['interval_width_80']:.0f} | "
+                f"{m['interval_width_95']:.0f} | {m['interval_score_80']:.0f} | "
+                f"{m['brier_up']:.4f} | {m['interval_n']} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     if not (CSV / CSV_NAME).exists():
         print(f"skipped: {CSV / CSV_NAME} not found")
@@ -98,6 +122,8 @@ def main() -> None:
         service, target = run.split(":")
         payloads.append(run_one(service, target, families, reports))
     print(markdown(payloads))
+    print()
+    print(intervals_markdown(payloads))
     print(f"\nJSON and PNG files: {reports}")
 
 
