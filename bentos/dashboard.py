@@ -42,6 +42,11 @@ FORECAST_COLUMNS = [
     "target_time",
     "current_price",
     "predicted_price",
+    "lower_80",
+    "upper_80",
+    "lower_95",
+    "upper_95",
+    "p_up",
     "actual_close",
 ]
 
@@ -104,7 +109,7 @@ class Dashboard:
             item = dict(zip(FORECAST_COLUMNS, row, strict=True))
             for key in ("as_of", "target_time"):
                 item[key] = utc(item[key]).isoformat()
-            for key in ("current_price", "predicted_price", "actual_close"):
+            for key in FORECAST_COLUMNS[5:]:  # prices, bounds, p_up: null when absent
                 item[key] = _number(item[key])
             item["is_default"] = bool(item["is_default"])
             rows.append(item)

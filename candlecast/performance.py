@@ -2,7 +2,8 @@
 
 Per symbol × model × model version, over the scored forecasts whose target hour is
 in the window: MAE beside persistence's MAE on the same hours, their ratio,
-directional accuracy with its 95 % Wilson band and the worst hour. The figures come
+directional accuracy with its 95 % Wilson band, the coverage and width of the
+logged 80 % and 95 % intervals, and the worst hour. The figures come
 from :func:`candlecast.metrics.forecast_metrics` on (actual, predicted, current),
 the function the walk-forward evaluation uses, so a live MAE ratio reads exactly
 like the one recorded with the model.
@@ -15,7 +16,7 @@ import math
 import pandas as pd
 
 from candlecast.errors import BadInput
-from candlecast.metrics import forecast_metrics
+from candlecast.metrics import forecast_metrics, interval_metrics
 from candlecast.prediction_log import MODELS
 from candlecast.times import utc, utc_now
 
@@ -85,11 +86,25 @@ def _group_figures(symbol: str, model: str, version: str, group: pd.DataFrame, w
         "mae_ratio_vs_persistence": _number(mae / naive_mae) if naive_mae > 0 else None,
         "directional_accuracy": _number(figures["directional_accuracy"]),
         "directional_accuracy_ci95": figures["directional_accuracy_ci95"] if len(scored) else None,
+        **_coverage(scored),
         "worst_target_time": None if worst is None else worst["target_time"].isoformat(),
         "worst_abs_error": None if worst is None else float(worst["abs_error"]),
         "first_target_time": group["target_time"].iloc[0].isoformat(),
         "last_target_time": group["target_time"].iloc[-1].isoformat(),
     }
+
+
+def _coverage(scored: pd.DataFrame) -> dict:
+    """Live share of closes inside the logged 80 % / 95 % intervals (None: none logged)."""
+    found = {}
+    for key in ("80", "95"):
+        level = int(key) / 100
+        m = interval_metrics(
+            scored["actual_close"], scored[f"lower_{key}"], scored[f"upper_{key}"], level
+        )
+        found[f"coverage_{key}"] = _number(m["coverage"]) if m["n"] else None
+        found[f"interval_width_{key}"] = _number(m["width"]) if m["n"] else None
+    return found
 
 
 def _number(value: float) -> float | None:
