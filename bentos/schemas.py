@@ -5,18 +5,30 @@ the document lists every status the API can answer with the body it really sends
 (``schemathesis run /docs.json --checks all`` checks that). The models describe the
 bodies ``bentos.predictor``/``bentos.dashboard``/``candlecast.performance`` build;
 they add no logic. Extra fields are allowed: a newer server may add fields, and old
-clients ignore them.
+clients ignore them. Each error code has its model, so a client knows which fields
+come with it. :func:`any_case` states the names a parameter accepts.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+def any_case(*words: str, empty: bool = False) -> str:
+    """A pattern for one of ``words`` in any letter case, blanks around it allowed, as the
+    service reads names (stripped and lower-cased); ``empty``: the empty string too."""
+    assert all(w.isalnum() for w in words), words
+    names = "|".join(
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in w) for w in words
+    )
+    word = rf"\s*(?:{names})\s*"
+    return f"^(?:{word})?$" if empty else f"^{word}$"
 
 
 class ErrorBody(_Body):
@@ -26,22 +38,95 @@ class ErrorBody(_Body):
     message: str = Field(description="What went wrong and what to do about it")
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
+class BadRequestBody(ErrorBody):
+    error: Literal["bad_request"]
+    detail: list[dict[str, Any]] | None = Field(
+        None, description="The validation errors, when the request did not parse"
+    )
 
 
-BAD_REQUEST = _error("Invalid parameters (unknown_model, unknown_window, bad_request)")
-NOT_FOUND = _error("Unknown symbol (unknown_symbol): the body lists known_symbols")
-BAD_TIME = _error("A time that cannot be served (bad_time): unreadable, future, no data")
-UNAVAILABLE = _error(
-    "Features or a model service unavailable (features_unavailable, service_unavailable)"
-)
-INTERNAL = _error("A bug (internal_error), logged with its traceback")
+class UnknownModelBody(ErrorBody):
+    error: Literal["unknown_model"]
+    choices: list[str] = Field(description="The models served for the symbol")
 
-#: Error statuses by route family; every route can also answer 500.
+
+class UnknownWindowBody(ErrorBody):
+    error: Literal["unknown_window"]
+    choices: list[str]
+
+
+class UnknownSymbolBody(ErrorBody):
+    error: Literal["unknown_symbol"]
+    known_symbols: list[str]
+
+
+class BadTimeBody(ErrorBody):
+    error: Literal["bad_time"]
+    latest: str | None = Field(None, description="Close time of the last stored candle")
+
+
+class UnavailableBody(ErrorBody):
+    error: Literal["features_unavailable", "service_unavailable"]
+
+
+class StoreUnavailableBody(ErrorBody):
+    error: Literal["service_unavailable"]
+    file: str = Field(description="The store file that cannot be read")
+
+
+class InternalErrorBody(ErrorBody):
+    error: Literal["internal_error"]
+
+
+def _error(description: str, *models: type[ErrorBody]) -> dict[str, Any]:
+    body = models[0] if len(models) == 1 else Union[models]  # noqa: UP007 (a runtime union)
+    return {"model": body, "description": description}
+
+
+NOT_FOUND = _error("Unknown symbol (unknown_symbol), with the known_symbols", UnknownSymbolBody)
+STORE = _error("A store file cannot be read (service_unavailable)", StoreUnavailableBody)
+INTERNAL = _error("A bug (internal_error), logged with its traceback", InternalErrorBody)
+UNKNOWN_MODEL = "Unknown model (unknown_model), with the choices"
+PREDICT = {
+    400: _error(UNKNOWN_MODEL, UnknownModelBody),
+    404: NOT_FOUND,
+    422: _error(
+        "A time that cannot be served (bad_time): unreadable, in the future, or with no "
+        "stored data",
+        BadTimeBody,
+    ),
+    503: _error(
+        "No features for the hour (features_unavailable) or a model service failed "
+        "(service_unavailable)",
+        UnavailableBody,
+    ),
+    500: INTERNAL,
+}
+
+#: Every error status of each route and its body (a 504 on every route: bentos.docs).
 ERRORS: dict[str, dict[int | str, dict[str, Any]]] = {
-    "predict": {400: BAD_REQUEST, 404: NOT_FOUND, 422: BAD_TIME, 503: UNAVAILABLE, 500: INTERNAL},
-    "symbol": {400: BAD_REQUEST, 404: NOT_FOUND, 503: UNAVAILABLE, 500: INTERNAL},
+    "predict": PREDICT,
+    "predict_body": {
+        **PREDICT,
+        400: _error(
+            f"{UNKNOWN_MODEL}, or a body that does not parse (bad_request)",
+            UnknownModelBody,
+            BadRequestBody,
+        ),
+    },
+    "performance": {
+        400: _error("Unknown window (unknown_window), with the choices", UnknownWindowBody),
+        404: NOT_FOUND,
+        503: STORE,
+        500: INTERNAL,
+    },
+    "hours": {
+        400: _error("hours is not a whole number from 1 to 720 (bad_request)", BadRequestBody),
+        404: NOT_FOUND,
+        503: STORE,
+        500: INTERNAL,
+    },
+    "symbol": {404: NOT_FOUND, 503: STORE, 500: INTERNAL},
     "plain": {500: INTERNAL},
 }
 
@@ -60,6 +145,15 @@ class Prediction(_Body):
     predicted_price: float
     predicted_change: float
     predicted_change_pct: float
+    interval_80: list[float] | None = Field(
+        description="[low, high] central 80 % interval of the next close (conformal, scaled "
+        "by the last 24 h volatility); null without a calibration or a known volatility"
+    )
+    interval_95: list[float] | None = Field(description="[low, high] central 95 % interval")
+    p_up: float | None = Field(description="P(next close > current_price)")
+    interval_clipped: bool = Field(
+        description="A level had too few calibration errors and was clipped to the largest"
+    )
     past_24_hour_prices: list[float | None]
     features_age_seconds: float
     stale: bool
@@ -99,6 +193,12 @@ class PerformanceRow(_Body):
     mae_ratio_vs_persistence: float | None
     directional_accuracy: float | None
     directional_accuracy_ci95: list[float] | None = Field(description="95 % Wilson band")
+    coverage_80: float | None = Field(
+        description="Share of closes inside the logged 80 % intervals (null: none logged)"
+    )
+    coverage_95: float | None
+    interval_width_80: float | None
+    interval_width_95: float | None
     worst_target_time: str | None
     worst_abs_error: float | None
     first_target_time: str
@@ -134,6 +234,11 @@ class LoggedForecast(_Body):
     target_time: str
     current_price: float | None
     predicted_price: float | None
+    lower_80: float | None
+    upper_80: float | None
+    lower_95: float | None
+    upper_95: float | None
+    p_up: float | None
     actual_close: float | None = Field(description="Null until the target hour is scored")
 
 

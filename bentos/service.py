@@ -29,9 +29,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount
 
 from bentos import docs, schemas
-from bentos.dashboard import STATIC, Dashboard
+from bentos.dashboard import MAX_HOURS, STATIC, Dashboard
 from bentos.errors import CandlecastError
 from bentos.features import FeatureSource
 from bentos.gauges import Gauges
@@ -41,17 +43,32 @@ from bentos.registry import Champion, LiveChampions, served_families, served_sym
 from bentos.reload import ChampionWatch, Snapshot, every
 from bentos.runners import service_for
 from candlecast import logs
+from candlecast.contract import NAIVE
+from candlecast.performance import WINDOWS
 from candlecast.settings import get_settings
 
 log = logging.getLogger(__name__)
 http = FastAPI(title="candlecast", docs_url=None, redoc_url=None, openapi_url=None)
 http.mount("/static", StaticFiles(directory=STATIC), name="static")
 ERRORS = schemas.ERRORS
+#: Served families, fixed when the service is imported (BentoML resolves dependencies then).
+FAMILIES = served_families()
+# Constraints stated in /docs.json but checked by the predictor and dashboard, whose 400s
+# name the choices or the range (unknown_model, unknown_window, bad_request).
+MODEL = {"pattern": schemas.any_case(*FAMILIES, NAIVE, empty=True)}
+WINDOW = {"pattern": schemas.any_case(*WINDOWS)}
+HOURS = {"minimum": 1, "maximum": MAX_HOURS}
+MODELS = " | ".join([*FAMILIES, NAIVE])
+SYMBOLS = served_symbols()  # the examples of a symbol in /docs.json
 
 
 class PredictRequest(BaseModel):
-    symbol: str = Field("BTC-USD", description="Symbol, e.g. BTC-USD (see GET /symbols)")
-    model: str | None = Field(None, description="lasso | cnn | naive; default: best champion")
+    symbol: str = Field(
+        "BTC-USD", description="Symbol, e.g. BTC-USD (see GET /symbols)", examples=SYMBOLS
+    )
+    model: str | None = Field(
+        None, description=f"{MODELS}; default: best champion", json_schema_extra=MODEL
+    )
     at: str | None = Field(None, description="'now' (default) or an ISO-8601 time in the past")
 
 
@@ -85,6 +102,28 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return JSONResponse(jsonable_encoder(body), status_code=400)
 
 
+@http.exception_handler(HTTPException)
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own errors (a method the path lacks, a missing static file) as JSON."""
+    headers = dict(exc.headers or {})
+    if "Allow" in headers:  # a route's 405: Starlette names the first route's methods only
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    body = {"error": code, "message": str(exc.detail)}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers at the request's path (GET, POST for /predict)."""
+    routes = [r for r in http.routes if not isinstance(r, Mount)]
+
+    def routed(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] == Match.FULL for route in routes)
+
+    return [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE") if routed(m)]
+
+
 async def call(dependency: Any, rows: Any) -> Any:
     """Call a model service's batchable ``predict`` (remote proxy or in-process instance).
 
@@ -101,10 +140,6 @@ async def load(dependency: Any, tags: list[str]) -> Any:
 def read_champions(watchers: dict[str, LiveChampions]) -> Snapshot:
     """family -> symbol -> spec of the champions to serve now."""
     return {f: {s: c.spec for s, c in w.read().items()} for f, w in watchers.items()}
-
-
-#: Served families, fixed when the service is imported (BentoML resolves dependencies then).
-FAMILIES = served_families()
 
 
 class PricePredictor:
@@ -169,12 +204,12 @@ class PricePredictor:
 
     @http.get("/docs.json", include_in_schema=False)
     async def openapi(self) -> Response:
-        """The OpenAPI document: BentoML's, with this project's title, version and text."""
+        """The OpenAPI document of these routes and BentoML's infra endpoints."""
         if not get_settings().api_docs:
             return docs.switched_off()
-        return JSONResponse(docs.openapi(PricePredictor))
+        return JSONResponse(docs.openapi(PricePredictor, http))
 
-    @http.post("/predict", response_model=schemas.Prediction, responses=ERRORS["predict"])
+    @http.post("/predict", response_model=schemas.Prediction, responses=ERRORS["predict_body"])
     async def predict(self, request: PredictRequest) -> dict[str, Any]:
         """Forecast SYMBOL's close one hour after the latest (or the ``at``) candle."""
         return await self.predictor.predict(request.symbol, request.model, request.at)
@@ -182,9 +217,11 @@ class PricePredictor:
     @http.get("/predict", response_model=schemas.Prediction, responses=ERRORS["predict"])
     async def predict_get(
         self,
-        symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD"),
-        model: str | None = Query(None, description="lasso | cnn | naive"),
-        at: str | None = Query(None, description="'now' or ISO-8601 in the past"),
+        symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD", examples=SYMBOLS),
+        model: str = Query(
+            "", description=f"{MODELS}; default: best champion", json_schema_extra=MODEL
+        ),
+        at: str = Query("now", description="'now' or ISO-8601 in the past"),
     ) -> dict[str, Any]:
         """Forecast SYMBOL's close one hour after the latest (or the ``at``) candle."""
         return await self.predictor.predict(symbol, model, at)
@@ -199,36 +236,40 @@ class PricePredictor:
         """The served symbols."""
         return {"symbols": self.predictor.symbols}
 
-    @http.get("/performance", response_model=schemas.Performance, responses=ERRORS["symbol"])
+    @http.get("/performance", response_model=schemas.Performance, responses=ERRORS["performance"])
     async def performance(
         self,
-        symbol: str | None = Query(None, description="Symbol, e.g. BTC-USD; empty: all"),
-        window: str = Query("7d", description="24h | 7d | 30d | all"),
+        symbol: str = Query("", description="Symbol, e.g. BTC-USD; empty: all", examples=SYMBOLS),
+        window: str = Query("7d", description="24h | 7d | 30d | all", json_schema_extra=WINDOW),
     ) -> dict[str, Any]:
         """Live figures of each model version on the hours that closed in the window."""
         return await self.live.answer(symbol, window)
 
-    @http.get("/candles", response_model=schemas.Candles, responses=ERRORS["symbol"])
+    @http.get("/candles", response_model=schemas.Candles, responses=ERRORS["hours"])
     async def candles(
         self,
-        symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD"),
-        hours: int = Query(168, description="Hours back from the newest stored candle (1-720)"),
+        symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD", examples=SYMBOLS),
+        hours: int = Query(
+            168, description="Hours back from the newest stored candle", json_schema_extra=HOURS
+        ),
     ) -> dict[str, Any]:
         """The stored candles of the last HOURS hours, oldest first."""
         return await self.dashboard.candles(symbol, hours)
 
-    @http.get("/forecasts", response_model=schemas.Forecasts, responses=ERRORS["symbol"])
+    @http.get("/forecasts", response_model=schemas.Forecasts, responses=ERRORS["hours"])
     async def forecasts(
         self,
-        symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD"),
-        hours: int = Query(168, description="Hours back from the newest logged target (1-720)"),
+        symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD", examples=SYMBOLS),
+        hours: int = Query(
+            168, description="Hours back from the newest logged target", json_schema_extra=HOURS
+        ),
     ) -> dict[str, Any]:
         """Logged forecasts (every model) with their outcomes, oldest target first."""
         return await self.dashboard.forecasts(symbol, hours)
 
     @http.get("/status", response_model=schemas.Status, responses=ERRORS["symbol"])
     async def status(
-        self, symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD")
+        self, symbol: str = Query("BTC-USD", description="Symbol, e.g. BTC-USD", examples=SYMBOLS)
     ) -> dict[str, Any]:
         """Data freshness, champions, retrains, the live loop and drift of SYMBOL."""
         return await self.dashboard.status(symbol)

@@ -2,37 +2,75 @@
 
 The model services resolve in-process here (no runner map), which is also the
 single-process layout. The symbol is FAKE-USD so these models never collide
-with champions other tests register for BTC-USD in the shared model store.
+with champions other tests register for BTC-USD in the shared model store; the
+home holds two days of its candles and forecasts, so every route answers rows.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
-import hypothesis
+import numpy as np
+import pandas as pd
 import pytest
 import schemathesis
+import schemathesis.engine
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck
-from schemathesis.generation import GenerationMode
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.config import SchemathesisConfig
+from schemathesis.engine import events
+from schemathesis.python import asgi
 
-from candlecast.settings import reset_settings
+from candlecast.settings import PROJECT_ROOT, reset_settings
 from tests.fakes.serving import LAST_CLOSE, FakeFeatures, register_cnn, register_lasso
 
 SYMBOL = "FAKE-USD"
-FUZZ_EXAMPLES = 120
+FUZZ_EXAMPLES = 40  # per operation
 VOLATILE = ("request_timestamp", "features_age_seconds")
+HOUR = timedelta(hours=1)
+load_all_checks()
+#: What ``--checks all`` runs: the registered checks and the time limit (schemathesis.toml).
+ALL_CHECKS = {*CHECKS.get_all_names(), "max_response_time"}
+
+
+def seed_home(lasso: str) -> None:
+    """Two days of candles, their forecasts (scored) and a drift report of ``lasso``, so
+    /candles, /forecasts, /performance and /status answer with rows, not empty lists."""
+    from candlecast import drift
+    from candlecast.prediction_log import PredictionLog
+    from candlecast.settings import get_settings
+    from ingestion.store import CandleStore
+    from tests.fakes.predictions import forecast_rows
+
+    times = pd.date_range(end=LAST_CLOSE - HOUR, periods=48, freq="h")  # open times
+    close = 60_000.0 + 50.0 * np.sin(np.arange(48))
+    candles = pd.DataFrame(
+        {"symbol": SYMBOL, "time": times, "open": close, "high": close + 9.0}
+        | {"low": close - 9.0, "close": close, "volume": 2.0}
+    )
+    store = CandleStore(get_settings().candles_dir)
+    store.write(candles)
+    rows = forecast_rows(candles, models=("lasso", "naive"))
+    rows["model_version"] = rows["model_version"].where(rows["model"] == "naive", lasso)
+    log = PredictionLog(get_settings().predictions_dir)
+    log.append(rows)
+    log.score(store)  # all but the last hour's: its candle is not stored
+    report = {"symbol": SYMBOL, "model": "lasso", "model_version": lasso, "verdict": "moderate"}
+    drift.save([report | {"verdict_feature": "rsi_14", "verdict_psi": 0.15, "max_psi": 0.15}])
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path_factory.mktemp("prometheus")))
+    mp.setenv("CANDLECAST_HOME", str(tmp_path_factory.mktemp("home")))
     mp.setenv("CANDLECAST_SERVE_SYMBOLS", SYMBOL)
     reset_settings()
-    register_lasso(SYMBOL, ratio=0.97)
+    lasso = register_lasso(SYMBOL, ratio=0.97)
     register_lasso(SYMBOL, ratio=0.5, stage="candidate")  # never served: not a champion
     register_cnn(SYMBOL, ratio=1.04)
+    seed_home(lasso)
     import bentos.service as service
 
     mp.setattr(service, "FeatureSource", lambda: FakeFeatures((SYMBOL,)))
@@ -101,38 +139,55 @@ def test_infra_endpoints(client):
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert client.get("/metrics").status_code == 200
-    paths = client.get("/docs.json").json()["paths"]
+    doc = client.get("/docs.json").json()
+    paths = doc["paths"]
+    assert doc["openapi"] == "3.1.0"  # FastAPI's JSON Schemas are 3.1's
     assert {"/predict", "/models", "/symbols"} <= set(paths)
     assert {"get", "post"} <= set(paths["/predict"])
+    assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
 
 
-def test_fuzzed_requests_never_get_a_5xx(client):
-    """Schemathesis draws valid and invalid requests from /docs.json (app already started)."""
-    schema = schemathesis.openapi.from_asgi("/docs.json", client.app)
-    operations = [op.ok() for op in schema.get_all_operations()]
-    assert {(op.method, op.path) for op in operations} >= {
-        ("get", "/predict"),
-        ("post", "/predict"),
-        ("get", "/models"),
-    }
-    failures, statuses = [], set()
+def test_unsupported_methods_are_405_naming_every_allowed_one(client):
+    for method in ("PUT", "DELETE", "OPTIONS"):
+        response = client.request(method, "/predict")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET, POST"
+        assert response.json()["error"] == "method_not_allowed"
+    assert client.request("PATCH", "/models").headers["allow"] == "GET"
 
-    @hypothesis.settings(
-        max_examples=FUZZ_EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
+
+def test_schemathesis_all_checks_pass(client, request):
+    """``schemathesis run --checks all``, in-process: /docs.json is true of every status,
+    media type, header and body; valid requests are accepted and invalid ones refused.
+    Every phase that applies (no links: no stateful). Expected statuses: schemathesis.toml,
+    shared with the run against a real server (tests/integration/test_openapi_served.py)."""
+    config = SchemathesisConfig.from_path(PROJECT_ROOT / "schemathesis.toml")
+    project = config.projects.get_default()
+    project.checks.update(included_check_names=["all"])
+    project.generation.update(max_examples=FUZZ_EXAMPLES)
+    schema = schemathesis.openapi.from_asgi("/docs.json", client.app, config=config)
+    # Schemathesis runs the app on an event loop thread of its own until the process
+    # exits; stopped here instead, while the interpreter is whole: its worker threads,
+    # each with a DuckDB connection, otherwise make the process abort as it exits.
+    request.addfinalizer(asgi._shutdown)
+    schema.validate()  # against the OpenAPI 3.1 meta-schema
+    ran, statuses, failures, errors = set(), set(), [], []
+    for event in schemathesis.engine.from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            for checks in event.recorder.checks.values():
+                ran.update(check.name for check in checks)
+                failures += [
+                    (event.label, c.name, c.failure_info) for c in checks if c.failure_info
+                ]
+            statuses.update(
+                i.response.status_code for i in event.recorder.interactions.values() if i.response
+            )
+        elif isinstance(event, (events.NonFatalError, events.FatalError)):
+            errors.append(event.info.format() if hasattr(event, "info") else repr(event))
+    assert not errors, errors
+    assert not failures, f"seed {config.seed}\n\n" + "\n\n".join(
+        f"{label} {name}: {info.failure.title}\n{info.failure.message}\n{info.code_sample}"
+        for label, name, info in failures[:5]
     )
-    @hypothesis.given(data=hypothesis.strategies.data())
-    def fuzz(data):
-        op = data.draw(hypothesis.strategies.sampled_from(operations))
-        mode = data.draw(hypothesis.strategies.sampled_from(list(GenerationMode)))
-        case = data.draw(op.as_strategy(mode))  # valid and schema-violating requests
-        response = case.call()
-        statuses.add(response.status_code)
-        if response.status_code >= 500:
-            failures.append((case.method, case.path, case.query, case.body, response.text))
-
-    fuzz()
-    assert not failures, failures[:3]
-    assert 200 in statuses and any(400 <= s < 500 for s in statuses), statuses
+    assert ran == ALL_CHECKS, sorted(ALL_CHECKS ^ ran)
+    assert {200, 400, 404, 405, 422} <= statuses, statuses
