@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCE ?= sample
-SYMBOL ?= BTC-USD
+SYMBOLS ?= BTC-USD ETH-USD
 PORT ?= 3000
 export CANDLECAST_HOME ?= $(CURDIR)/data
 export BENTOML_HOME ?= $(CANDLECAST_HOME)/bentoml
@@ -29,9 +29,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install candlecast with dev extras
 
-demo: $(STAMP) ## Run the whole pipeline offline (SOURCE=coinbase for live data), print a prediction and the dashboard URL (SERVE=1 keeps serving)
+demo: $(STAMP) ## Run the whole pipeline offline for BTC-USD and ETH-USD (SOURCE=coinbase for live data), print their forecasts and the dashboard URL (SERVE=1 keeps serving)
 	CANDLECAST_HOME=$(DEMO_HOME) BENTOML_HOME=$(DEMO_HOME)/bentoml \
-		$(BIN)/candlecast demo --source $(SOURCE) --symbol $(SYMBOL) $(if $(SERVE),--serve --port $(PORT),)
+		$(BIN)/candlecast demo --source $(SOURCE) $(foreach s,$(SYMBOLS),--symbol $(s)) $(if $(SERVE),--serve --port $(PORT),)
 
 serve: $(STAMP) ## Serve the API on :3000 from CANDLECAST_HOME (train champions first; ARGS=--development for the fused layout)
 	$(BIN)/candlecast serve $(ARGS)

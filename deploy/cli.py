@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import typer
 
-from candlecast.cli import stage_app
+from candlecast.cli import parse_symbols, stage_app
 
 app = stage_app("Run candlecast: the offline demo and the local prediction server.")
 
@@ -15,17 +15,22 @@ app = stage_app("Run candlecast: the offline demo and the local prediction serve
 @app.command()
 def demo(
     source: str = typer.Option("sample", help="sample (offline, synthetic) or coinbase (live)."),
-    symbol: str = typer.Option("BTC-USD", help="Coinbase product id."),
+    symbol: list[str] | None = typer.Option(
+        None,
+        "--symbol",
+        "-s",
+        help="Coinbase product id. Repeatable; default: BTC-USD and ETH-USD.",
+    ),
     serve: bool = typer.Option(
         False, "--serve", help="Keep the API and its dashboard running afterwards (Ctrl-C stops)."
     ),
     port: int = typer.Option(3000, help="Port of the kept service (--serve)."),
 ) -> None:
-    """Run every stage on one machine (candles → features → train → serve) and print a forecast
-    and the dashboard's URL."""
+    """Run every stage on one machine (candles → features → train → serve) for each symbol and
+    print each one's forecasts and the dashboard's URL."""
     from deploy.demo import run
 
-    run(source, symbol, serve, port)
+    run(source, parse_symbols(symbol) or None, serve, port)
 
 
 @app.command()

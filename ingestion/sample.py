@@ -3,10 +3,13 @@
 Returns follow a GARCH(1,1) process with Student-t shocks, so calm and wild
 periods cluster as in real crypto markets; volume rises with the absolute
 return, so volume carries information as it does on an exchange. The same
-seed, hours and end always give the same candles.
+seed, hours and end always give the same candles. Each symbol starts near its own
+price level (``START_PRICES``: ETH-USD at 2,500, BTC-USD and any other at 40,000), so a
+second symbol looks like a second market, not BTC under another name; give it its own
+seed too (``candlecast demo`` uses seed 0 for BTC-USD and 1 for ETH-USD).
 
 Synthetic candles are labelled in the data, not only in the CLI output: the
-symbol folder gets a ``SYNTHETIC.json`` sidecar (generator, seed, window) that
+symbol folder gets a ``SYNTHETIC.json`` sidecar (generator, seed, start price, window) that
 ``status`` shows and that ``backfill``/``load-csv`` refuse to mix real candles
 into.
 """
@@ -30,6 +33,9 @@ GENERATOR = "garch(1,1) student-t returns, volume ~ |return|"
 #: Hourly GARCH(1,1): long-run volatility ~0.5 %/h, persistence alpha+beta = 0.97.
 OMEGA, ALPHA, BETA = 7.5e-7, 0.08, 0.89
 T_DOF = 5
+#: Start price by symbol (about its early-2024 level); other symbols start at DEFAULT.
+DEFAULT_START_PRICE = 40_000.0
+START_PRICES = {"BTC-USD": DEFAULT_START_PRICE, "ETH-USD": 2_500.0}
 
 
 class SyntheticConflictError(Failure, ValueError):
@@ -50,11 +56,17 @@ def synthetic_candles(
     hours: int,
     seed: int,
     end: pd.Timestamp | None = None,
-    start_price: float = 40_000.0,
+    start_price: float | None = None,
 ) -> pd.DataFrame:
-    """``hours`` closed candles ending before ``end`` (default: this hour), in store shape."""
+    """``hours`` closed candles ending before ``end`` (default: this hour), in store shape.
+
+    The first candle opens at ``start_price`` (default: ``default_start_price(symbol)``).
+    """
     if hours < 1:
         raise ValueError("hours must be >= 1")
+    start_price = default_start_price(symbol) if start_price is None else float(start_price)
+    if not np.isfinite(start_price) or start_price <= 0:
+        raise ValueError("start_price must be a positive number")
     rng = np.random.default_rng(seed)
     shocks = rng.standard_t(T_DOF, hours) / np.sqrt(T_DOF / (T_DOF - 2))
     returns, sigma = _garch_returns(shocks)
@@ -80,6 +92,11 @@ def synthetic_candles(
     return validate_candles(frame)
 
 
+def default_start_price(symbol: str) -> float:
+    """Where ``symbol``'s synthetic market starts: ``START_PRICES``, else 40,000."""
+    return START_PRICES.get(normalize_symbol(symbol), DEFAULT_START_PRICE)
+
+
 def _garch_returns(shocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Log returns and conditional volatilities of a GARCH(1,1) driven by ``shocks``."""
     variance = OMEGA / (1 - ALPHA - BETA)
@@ -93,7 +110,12 @@ def _garch_returns(shocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_sample(
-    store: CandleStore, symbol: str, hours: int, seed: int, end: pd.Timestamp | None = None
+    store: CandleStore,
+    symbol: str,
+    hours: int,
+    seed: int,
+    end: pd.Timestamp | None = None,
+    start_price: float | None = None,
 ) -> SampleResult:
     """Store a synthetic market under ``symbol``, labelled, replacing an older synthetic one.
 
@@ -102,11 +124,13 @@ def write_sample(
     together would be a market that never existed even synthetically.
     """
     symbol = normalize_symbol(symbol)
-    candles = synthetic_candles(symbol, hours, seed, end)
+    price = default_start_price(symbol) if start_price is None else float(start_price)
+    candles = synthetic_candles(symbol, hours, seed, end, price)
     info = {
         "generator": GENERATOR,
         "seed": seed,
         "hours": hours,
+        "start_price": price,
         "first": describe_time(candles["time"].iloc[0]),
         "last": describe_time(candles["time"].iloc[-1]),
     }
@@ -117,7 +141,7 @@ def write_sample(
             "use another symbol or CANDLECAST_HOME for synthetic data"
         )
     replaced = None
-    if previous is not None and {k: previous.get(k) for k in info} != info:
+    if previous is not None and _described(previous, info) != info:
         replaced = previous
         removed = store.files(symbol)
         for path in removed:
@@ -141,6 +165,12 @@ def write_sample(
         result.existing,
     )
     return SampleResult(symbol, result, candles["time"].iloc[0], candles["time"].iloc[-1], replaced)
+
+
+def _described(previous: dict, info: dict) -> dict:
+    """``previous``'s values of ``info``'s keys; sidecars older than ``start_price`` all
+    started at 40,000."""
+    return {k: previous.get(k, DEFAULT_START_PRICE if k == "start_price" else None) for k in info}
 
 
 def ensure_not_synthetic(store: CandleStore, symbol: str) -> None:

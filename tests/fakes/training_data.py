@@ -1,5 +1,5 @@
 """Test markets and labelled frames without Feast: synthetic walks, a gapped GARCH market
-and the real BTC CSV."""
+(BTC-USD, and ETH-USD with holes at other hours) and the real BTC CSV."""
 
 from __future__ import annotations
 
@@ -118,6 +118,28 @@ def gapped_market_candles(
     if not missing.isin(candles["time"]).all():
         raise ValueError("a gap lies outside the synthetic window")
     return candles[~candles["time"].isin(missing)].reset_index(drop=True)
+
+
+#: A second symbol beside the gapped BTC-USD market: its own seed, price level
+#: (``ingestion.sample.START_PRICES``: 2,500) and holes. No hole shares an hour, or even an
+#: hour of the day (UTC), with a BTC-USD hole, and every one is at least 35 h from each
+#: BTC-USD hole, so a row whose look-back reaches into one symbol's hole has the other's
+#: features complete. As in SYNTHETIC_GAPS, each heals before the next; the last 25 h are
+#: complete, and the backtest and train weeks hold one each.
+SECOND_SYMBOL = "ETH-USD"
+SECOND_SEED = 2025
+SECOND_GAPS: tuple[tuple[str, int], ...] = (
+    ("2024-04-27 21:00", 2),  # training history
+    ("2024-05-09 02:00", 1),
+    ("2024-06-11 19:00", 3),
+    ("2024-06-22 23:00", 1),  # the backtest's test weeks (2024-06-17 .. 07-01)
+    ("2024-06-28 03:00", 2),  # the train command's last week
+)
+
+
+def second_gapped_market_candles(symbol: str = SECOND_SYMBOL) -> pd.DataFrame:
+    """ETH-USD's gapped market (``SECOND_SEED``, ``SECOND_GAPS``), over BTC-USD's window."""
+    return gapped_market_candles(symbol, seed=SECOND_SEED, gaps=SECOND_GAPS)
 
 
 def write_coinbase_csv(candles: pd.DataFrame, path: Path) -> Path:

@@ -206,8 +206,9 @@ def test_backtest_logs_its_summary(home):
         done.stderr,
         "training.backtest",
         r"BTC-USD backtest lasso 2024-02-27T00:00:00\+00:00 \.\. \S+ \(1 folds, \d+ rows\): "
-        r"MAE [\d.]+ vs persistence [\d.]+ \(ratio [\d.]+, (beats|does not beat) persistence\), "
-        r"direction [\d.]+, fit [\d.]+ s$",
+        r"MAE [\d.]+ vs persistence [\d.]+ \(ratio [\d.]+, DM p [\d.]+, "
+        r"(beats|does not beat) persistence\), direction [\d.]+, 80% coverage ([\d.]+|nan) "
+        r"\(persistence ([\d.]+|nan)\), fit [\d.]+ s$",
     )
     assert not [line for line in done.stderr.splitlines() if any(n in line for n in NOISE)]
 
