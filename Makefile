@@ -42,7 +42,7 @@ live: $(STAMP) ## Run the live loop with the API and dashboard on :PORT (default
 test: $(STAMP) ## Run the default test suite (unit + integration, not slow)
 	$(BIN)/python -m pytest -m "not slow"
 
-test-slow: $(STAMP) ## Run the slow tests (16 x 1,000 load test, Feast CLI flow as subprocesses)
+test-slow: $(STAMP) ## Run the slow tests (load test, Feast CLI subprocesses, live kill -9, schemathesis on bentoml serve, real-market training CLI)
 	$(BIN)/python -m pytest -m slow
 
 bench: $(STAMP) ## Run the benchmarks in bench/ (results go in BENCHMARKS.md)

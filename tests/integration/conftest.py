@@ -67,6 +67,16 @@ def feature_home(request: pytest.FixtureRequest) -> Iterator[FeatureHome]:
 
     Tests must not write into it; take a function-scoped ``home`` for that.
     """
+    yield from _feature_home(request)
+
+
+#: The real market run only with ``make test-slow`` (a module opts in by overriding
+#: ``feature_home`` with this): where the synthetic market already covers the same path
+#: and the real one only costs minutes of training.
+SLOW_ON_REAL = ["synthetic", pytest.param("real", marks=[pytest.mark.data, pytest.mark.slow])]
+
+
+def _feature_home(request: pytest.FixtureRequest) -> Iterator[FeatureHome]:
     built: FeatureHome = request.getfixturevalue(f"{request.param}_feature_home")
     with candlecast_home(built.root):
         yield built

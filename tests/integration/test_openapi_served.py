@@ -22,7 +22,9 @@ from deploy.serve import free_port, serve_in_background
 from tests.fakes.homes import candlecast_home
 from tests.fakes.serving import register_cnn, register_lasso
 
-pytestmark = pytest.mark.integration
+#: Slow (about 1 min): the default suite runs the same checks in-process
+#: (tests/unit/test_service_http.py); this one adds the real server's own answers.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SYMBOL = "BTC-USD"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 MAX_EXAMPLES = 40

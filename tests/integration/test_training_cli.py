@@ -19,9 +19,18 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import Market
+from tests.integration.conftest import SLOW_ON_REAL, _feature_home
 from training.cli import app
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=SLOW_ON_REAL)
+def feature_home(request):
+    """Both markets, the real one in ``make test-slow`` only (training it costs ~1.5 min)."""
+    yield from _feature_home(request)
+
+
 START = "2024-06-17"  # two weekly folds (both markets end 2024-07-01)
 LAST_WEEK = "2024-06-24"  # one fold, for train
 END = "2024-07-01"
