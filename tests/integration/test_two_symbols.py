@@ -278,6 +278,7 @@ def trained(pair: TwoSymbolHome, tmp_path_factory: pytest.TempPathFactory) -> Tr
     return Trained(bentoml_home, outputs, first)
 
 
+@pytest.mark.slow  # training subprocesses and a served process: ~1.5 min
 def test_train_registers_a_champion_per_symbol_judged_on_its_own_candles(
     pair: TwoSymbolHome, trained: Trained
 ):
@@ -329,6 +330,7 @@ def _closes(market: Market) -> pd.Series:
     return pd.Series(candles["close"].to_numpy(), pd.DatetimeIndex(candles["time"]) + HOUR)
 
 
+@pytest.mark.slow  # training subprocesses and a served process: ~1.5 min
 def test_models_and_symbols_list_both(client, trained: Trained):
     assert client.symbols() == list(SYMBOLS)
     listed = {(m["symbol"], m["model"]): m for m in client.models()}
@@ -337,6 +339,7 @@ def test_models_and_symbols_list_both(client, trained: Trained):
         assert (symbol, "naive") in listed
 
 
+@pytest.mark.slow  # training subprocesses and a served process: ~1.5 min
 def test_each_symbol_is_forecast_by_its_own_champion_from_its_own_features(
     pair: TwoSymbolHome, client, trained: Trained
 ):
@@ -356,6 +359,7 @@ def test_each_symbol_is_forecast_by_its_own_champion_from_its_own_features(
         assert p.predicted_price == pytest.approx(float(expected[0]), rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_a_hole_refuses_its_own_symbol_only(pair: TwoSymbolHome, client, symbol: str):
     """At ``symbol``'s first hole and the hour after it, the other symbol answers."""
