@@ -4,13 +4,17 @@ The pandas baseline of ``bench/features.py`` and the oracle the tests check
 ``ingestion.features`` against; never used by the product. It follows the written definitions
 (``feature_repo/features.py``) with pandas idioms: reindex each symbol to a dense
 hourly grid, ``shift`` for lags, ``rolling`` for windows, and the Wilder EWM
-recursion (not a closed form) for RSI.
+recursion (not a closed form) for RSI; ``rolling(n, min_periods=n)`` for "no partial
+windows"; the cross-asset group is a merge with the peer's own rows on the close time.
+The peer rule (``feature_catalog.peer_symbol``) is part of the definitions, not a formula.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from candlecast.feature_catalog import CROSS_FEATURES, PEER_SOURCE_FEATURES, peer_symbol
 
 ALPHA = 1 / 14
 
@@ -74,13 +78,50 @@ def _one_symbol(symbol: str, candles: pd.DataFrame) -> pd.DataFrame:
     f["rsi_14"] = wilder_rsi(window.to_numpy())
     f["range_rel"] = (d["high"] - d["low"]) / close
     f["body_rel"] = (close - d["open"]) / close
+    f |= _v3_own(d, hourly)
     out = pd.DataFrame({k: np.asarray(v, dtype="float64") for k, v in f.items()})
     out.insert(0, "event_timestamp", event)
     out.insert(0, "symbol", symbol)
     return out[close.notna().to_numpy()].reset_index(drop=True)
 
 
+def _v3_own(d: pd.DataFrame, hourly: pd.Series) -> dict[str, pd.Series]:
+    """The v3 rvol, volume and seasonal groups of one symbol's dense grid ``d``."""
+    hl, co = np.log(d["high"] / d["low"]), np.log(d["close"] / d["open"])
+    parkinson = hl**2 / (4 * np.log(2))
+    garman_klass = 0.5 * hl**2 - (2 * np.log(2) - 1) * co**2
+    f = {}
+    for n in (1, 24, 168):
+        f[f"rv_parkinson_{n}h"] = np.sqrt(parkinson.rolling(n, min_periods=n).mean())
+        f[f"rv_gk_{n}h"] = np.sqrt(garman_klass.rolling(n, min_periods=n).mean())
+    log_volume = np.log(d["volume"].where(d["volume"] > 0))
+    before = log_volume.shift(1)  # the windows end at the candle before the current
+    for n in (24, 168):
+        std = before.rolling(n, min_periods=n).std(ddof=1)
+        f[f"volume_z_{n}h"] = (log_volume - before.rolling(n, min_periods=n).mean()) / std
+    abs_r = hourly.abs()  # on the dense grid: NaN next to a missing hour
+    # The forecast hour opens at the current open + 1 h: k weeks earlier is 168 k - 1 back.
+    weekly = pd.concat([abs_r.shift(168 * k - 1) for k in range(1, 5)], axis=1)
+    f["how_abs_return_4w"] = weekly.mean(axis=1, skipna=False)
+    week = abs_r.rolling(168, min_periods=168).mean()
+    f["how_abs_return_ratio_4w"] = f["how_abs_return_4w"] / week
+    return f
+
+
+def _with_peer(own: dict[str, pd.DataFrame]) -> list[pd.DataFrame]:
+    """Each symbol's rows with the v3 cross group: its peer's row of the same close time."""
+    out = []
+    for symbol, rows in own.items():
+        peer = own.get(peer_symbol(symbol), pd.DataFrame(columns=rows.columns))
+        lent = peer[["event_timestamp", *PEER_SOURCE_FEATURES]].rename(
+            columns=dict(zip(PEER_SOURCE_FEATURES, CROSS_FEATURES, strict=True))
+        )
+        lent = lent.astype(dict.fromkeys(CROSS_FEATURES, "float64"))
+        out.append(rows.merge(lent, on="event_timestamp", how="left"))
+    return out
+
+
 def reference_features(candles: pd.DataFrame) -> pd.DataFrame:
     """Feature rows (symbol, event_timestamp, every feature) for candle-store rows."""
-    frames = [_one_symbol(str(s), g) for s, g in candles.groupby("symbol", sort=True)]
-    return pd.concat(frames, ignore_index=True)
+    own = {str(s): _one_symbol(str(s), g) for s, g in candles.groupby("symbol", sort=True)}
+    return pd.concat(_with_peer(own), ignore_index=True)

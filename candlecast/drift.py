@@ -67,11 +67,16 @@ from candlecast.contract import (
 )
 from candlecast.errors import CorruptFileError
 from candlecast.feature_catalog import (
+    CROSS_FEATURES,
     FEATURE_FILES,
     FEATURE_SCHEMA,
     LAGS,
+    PEER_SOURCE_FEATURES,
     PRICE_FEATURES,
     RETURN_HORIZONS,
+    RVOL_FEATURES,
+    SEASONAL_FEATURES,
+    VOLUME_FEATURES,
 )
 from candlecast.parquet_io import (
     READ_ERRORS,
@@ -125,6 +130,11 @@ def _kinds() -> dict[str, str]:
     kinds["log_volume_rel_24h"] = "relative volume"
     kinds |= dict.fromkeys(("close_dist_24h", "range_rel", "body_rel"), "candle shape")
     kinds |= dict.fromkeys(("hour_sin", "hour_cos", "dow_sin", "dow_cos"), "calendar")
+    # v3 groups: realised and seasonal |return| volatility, the peer's returns, volume z
+    kinds |= dict.fromkeys((*RVOL_FEATURES, *SEASONAL_FEATURES), "volatility")
+    peer = {f"peer_{name}": kinds[name] for name in PEER_SOURCE_FEATURES}
+    kinds |= {name: peer[name] for name in CROSS_FEATURES}
+    kinds |= dict.fromkeys(VOLUME_FEATURES, "relative volume")
     return kinds
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,8 +117,30 @@ def push_online(rows: pa.Table | pd.DataFrame, store: FeatureStore | None = None
     """
     frame = rows.to_pandas() if isinstance(rows, pa.Table) else rows
     frame = frame.sort_values("event_timestamp").drop_duplicates("symbol", keep="last")
-    if len(frame):
-        (store or get_store()).push(PUSH_SOURCE, frame, to=PushMode.ONLINE)
+    if not len(frame):
+        return
+    store = store or get_store()
+    with warnings.catch_warnings():  # the all-NULL views it skips are written below
+        warnings.filterwarnings("ignore", message="Cannot write dataframe with empty feature")
+        store.push(PUSH_SOURCE, frame, to=PushMode.ONLINE)
+    _write_all_null_views(store, frame)
+
+
+def _write_all_null_views(store: FeatureStore, frame: pd.DataFrame) -> None:
+    """Write the views whose features are all NULL in ``frame``, which Feast's push skips.
+
+    Feast's ``write_to_online_store`` warns and writes nothing for such a view, so the
+    view would go on serving its previous row (an older hour's values, e.g. the peer's
+    returns of the hour before its missing candle). A small v3 group is all NULL for an
+    hour whenever the peer has no candle or a weekly window holds a gap. The provider's
+    ``ingest_df`` is the write the push would have made; Feast has no public call for it.
+    """
+    for view in store.list_feature_views():
+        source = view.stream_source
+        if source is None or source.name != PUSH_SOURCE:
+            continue
+        if frame[[f.name for f in view.features]].isna().all().all():
+            store._get_provider().ingest_df(view, frame)
 
 
 def service_names(store: FeatureStore | None = None) -> list[str]:

@@ -1,4 +1,5 @@
-"""Feature views over the feature dataset: v1 (reference, 68) and v2 (stationary, 35).
+"""Feature views over the feature dataset: v1 (reference, 68), v2 (stationary, 35) and
+the v3 groups (rvol 6, cross 5, volume 2, seasonal 2), one view each.
 
 Names and definitions come from ``candlecast/feature_catalog.py``; values are computed
 by ``ingestion/features.py`` (DuckDB SQL, the only formula);
@@ -33,6 +34,23 @@ price_features_v2 (stationary, for return-space models; windows include the curr
     closes ending at the current close; ``range_rel = (high - low) / close``; ``body_rel =
     (close - open) / close``; ``hour_sin, hour_cos, dow_sin, dow_cos``.
 
+v3 groups (windows longer than the 24 lags are by time too: NULL while any hour of the
+window is missing, and until the series is that long)
+    ``price_features_v3_rvol``: ``rv_parkinson_{1,24,168}h = sqrt(mean of ln(high/low)^2 /
+    (4 ln 2))`` and ``rv_gk_{1,24,168}h = sqrt(mean of 0.5 ln(high/low)^2 - (2 ln 2 - 1)
+    ln(close/open)^2)`` over the 1 / 24 / 168 candles ending at the current: realised
+    volatility per hour (log-return units) at the HAR horizons.
+    ``price_features_v3_cross``: ``peer_{log_return_1h, log_return_4h, log_return_24h,
+    volatility_6h, volatility_24h}``: those v2 features of the peer symbol (ETH-USD for
+    BTC-USD, BTC-USD for any other) from its row with the same event_timestamp, so they use
+    only the peer's candles closed by then; NULL when the peer has no candle that hour.
+    ``price_features_v3_volume``: ``volume_z_{24,168}h = (ln volume - mean) / sample std of
+    ln volume over the 24 / 168 candles before the current``.
+    ``price_features_v3_seasonal``: ``how_abs_return_4w`` = mean |hourly log return| of the
+    candles that opened 1..4 weeks before event_timestamp (the hour of week being
+    forecast); ``how_abs_return_ratio_4w`` = that / the mean |hourly log return| of the 168
+    candles ending at the current.
+
 TTL: 75 minutes. The point-in-time join takes the latest row with ``t - ttl <=
 event_timestamp <= t``; every entity time sees the candle that closed in the last hour
 (plus 15 minutes of slack for a late hourly job), never an older one, and the bounded
@@ -47,7 +65,7 @@ from entities import symbol
 from feast import FeatureView, Field
 from feast.types import Float64, String
 
-from candlecast.feature_catalog import V1_FEATURES, V2_FEATURES
+from candlecast.feature_catalog import V1_FEATURES, V2_FEATURES, V3_GROUPS
 
 TTL = timedelta(minutes=75)
 
@@ -78,4 +96,26 @@ price_features_v2 = _view(
     "price_features_v2",
     V2_FEATURES,
     "Stationary hourly features (log returns, volatility, RSI, cyclic time).",
+)
+
+# The v3 groups (``feature_catalog.V3_GROUPS``): a FeatureService adds each to v2.
+price_features_v3_rvol = _view(
+    "price_features_v3_rvol",
+    V3_GROUPS["rvol"],
+    "Realised volatility from OHLC (Parkinson, Garman-Klass) at 1 h, 24 h and 168 h.",
+)
+price_features_v3_cross = _view(
+    "price_features_v3_cross",
+    V3_GROUPS["cross"],
+    "The peer symbol's returns and volatility at the same close time (cross-asset).",
+)
+price_features_v3_volume = _view(
+    "price_features_v3_volume",
+    V3_GROUPS["volume"],
+    "ln-volume z-scores against the previous 24 h and 168 h.",
+)
+price_features_v3_seasonal = _view(
+    "price_features_v3_seasonal",
+    V3_GROUPS["seasonal"],
+    "Hour-of-week seasonality of |log return| over the past 4 weeks.",
 )

@@ -13,12 +13,21 @@ bounded look-back of candles (:data:`LOOKBACK`). If the candle history before
 that row changed since (a backfilled gap), the symbol is recomputed in full,
 because rows after a filled gap get new lag values.
 
+The cross-asset columns also read the peer's candles (``feature_catalog.peer_symbol``),
+which arrive on their own schedule: the hourly job may store BTC's candle before
+ETH's. ``<SYMBOL>/peer.json`` (:class:`PeerState`) records the peer's candles the
+stored rows saw. Peer candles that closed after that record are recomputed into the
+rows they reach (from the first such close on, not only after the latest row); peer
+candles added before it (a backfilled peer gap) recompute the symbol in full. A
+missing or unreadable record is a full recompute too.
+
 An unreadable file stops the job with :class:`~candlecast.errors.CorruptFileError`
 naming it; ``features --full`` rebuilds a symbol without reading its old files.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextlib import AbstractContextManager
@@ -31,26 +40,53 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from candlecast.feature_catalog import FEATURE_FILES
+from candlecast.feature_catalog import FEATURE_FILES, peer_symbol
 from candlecast.parquet_io import (
     atomic_write_parquet,
+    atomic_write_text,
     corrupt_file_guard,
     duckdb_connection,
     folder_lock,
 )
 from candlecast.symbols import normalize_symbol
+from candlecast.times import HOUR, utc
 from ingestion.features import FEATURE_SCHEMA, LOOKBACK_HOURS, compute_features
 from ingestion.store import CandleStore
 
 log = logging.getLogger(__name__)
 
-#: Candles read before the first new row: the 24 lags plus one hour of margin.
+#: Candles read before the first new row: the longest window plus one hour of margin.
 LOOKBACK = pd.Timedelta(hours=LOOKBACK_HOURS + 1)
+#: Beside a symbol's month files: the peer candles its rows were computed with.
+PEER_STATE_FILE = "peer.json"
+#: Before any candle: the "closed by" of a peer that had no candles.
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+@dataclass(frozen=True)
+class PeerState:
+    """The peer's candles when a symbol's rows were last computed: ``count`` of them,
+    the newest closing at ``closed_by`` (None: the peer had no candles)."""
+
+    peer: str
+    closed_by: pd.Timestamp | None
+    count: int
+
+    def to_json(self) -> str:
+        closed_by = None if self.closed_by is None else self.closed_by.isoformat()
+        return json.dumps({"peer": self.peer, "closed_by": closed_by, "count": self.count})
+
+    @classmethod
+    def from_json(cls, text: str) -> PeerState:
+        raw = json.loads(text)
+        closed_by = None if raw["closed_by"] is None else pd.Timestamp(raw["closed_by"])
+        return cls(str(raw["peer"]), closed_by, int(raw["count"]))
 
 
 @dataclass(frozen=True)
 class ExtendResult:
-    """What an extension did for one symbol; ``rows`` are the new feature rows."""
+    """What an extension did for one symbol; ``rows`` are the rows it wrote: the new ones,
+    and the stored ones recomputed because new peer candles reach them."""
 
     symbol: str
     rows: pa.Table
@@ -104,6 +140,17 @@ class FeatureDataset:
     def locked(self, symbol: str) -> AbstractContextManager[None]:
         """Serialise extensions of one symbol: read-latest, compute, write is one step."""
         return folder_lock(self.root / normalize_symbol(symbol))
+
+    def peer_state(self, symbol: str) -> PeerState | None:
+        """The record of the peer candles ``symbol``'s rows saw; None if absent or unreadable."""
+        path = self.root / normalize_symbol(symbol) / PEER_STATE_FILE
+        try:
+            return PeerState.from_json(path.read_text())
+        except (OSError, ValueError, KeyError, TypeError):  # unreadable: recompute, then rewrite
+            return None
+
+    def save_peer_state(self, symbol: str, state: PeerState) -> None:
+        atomic_write_text(state.to_json(), self.root / normalize_symbol(symbol) / PEER_STATE_FILE)
 
     def has_row(self, symbol: str, stamp: datetime) -> bool:
         """Whether ``symbol`` has a feature row at exactly ``stamp`` (a candle closed then).
@@ -217,23 +264,26 @@ def extend_features(
     """Compute the feature rows of ``symbol`` that the dataset lacks and store them.
 
     ``full`` recomputes without reading the stored rows (so it also replaces an
-    unreadable file).
+    unreadable file). Rows that new peer candles reach are recomputed too.
     """
     symbol = normalize_symbol(symbol)
+    peer = peer_symbol(symbol)
     started = time.perf_counter()
     with dataset.locked(symbol):  # `features` and the hourly `update` may overlap
-        latest, count = (None, 0) if full else dataset.stats(symbol)
-        if full or latest is None or _candles_closed_by(candles, symbol, latest) != count:
-            reason = "asked for" if full else "no rows yet" if latest is None else "history changed"
-            rows = compute_features(candles.read(symbol))
+        # Taken before any candle is read: a peer candle stored during this run is
+        # after the record, so the next run recomputes the rows it reaches.
+        seen = _peer_now(candles, peer)
+        since, reason = (None, "asked for") if full else _recompute_after(candles, dataset, symbol)
+        if since is None:
+            rows = compute_features(_candles(candles, symbol, peer), symbols=[symbol])
             dataset.replace(symbol, rows)
-            result = ExtendResult(symbol, rows, full=True)
         else:
-            reason = f"after {latest:%Y-%m-%dT%H:%MZ}"
-            recent = candles.read(symbol, start=latest - LOOKBACK)
-            rows = compute_features(recent, since=latest)
+            recent = _candles(candles, symbol, peer, start=since - LOOKBACK)
+            rows = compute_features(recent, since=since, symbols=[symbol])
             dataset.write(rows)
-            result = ExtendResult(symbol, rows, full=False)
+        if seen != dataset.peer_state(symbol):  # after the rows: a crash between recomputes
+            dataset.save_peer_state(symbol, seen)
+        result = ExtendResult(symbol, rows, full=since is None)
     log.info(
         "%s features: %d new rows, %s (%s), %.2f s",
         symbol,
@@ -243,6 +293,67 @@ def extend_features(
         time.perf_counter() - started,
     )
     return result
+
+
+def _recompute_after(
+    candles: CandleStore, dataset: FeatureDataset, symbol: str
+) -> tuple[pd.Timestamp | None, str]:
+    """(close time after which rows are recomputed, None for all of them; the reason)."""
+    latest, count = dataset.stats(symbol)
+    if latest is None:
+        return None, "no rows yet"
+    if _candles_closed_by(candles, symbol, latest) != count:
+        return None, "history changed"
+    state = dataset.peer_state(symbol)
+    if state is None or state.peer != peer_symbol(symbol):
+        return None, "no record of the peer candles its rows saw"
+    before, first_new = _peer_changes(candles, state, latest)
+    if before != state.count:
+        return None, f"{state.peer} history changed"
+    after = f"after {latest:%Y-%m-%dT%H:%MZ}"
+    if first_new is not None:  # rows from that close on have a new peer candle in reach
+        return first_new - HOUR, f"{after}, {state.peer} candles from {first_new:%Y-%m-%dT%H:%MZ}"
+    return latest, after
+
+
+def _candles(
+    candles: CandleStore, symbol: str, peer: str, start: datetime | None = None
+) -> pd.DataFrame:
+    """Candles of ``symbol`` and of its peer (for the cross-asset columns) from ``start``."""
+    parts = [candles.read(name, start=start) for name in (symbol, peer)]
+    return pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
+
+
+def _peer_query(candles: CandleStore, peer: str, select: str, params: list) -> tuple:
+    """One row of ``select`` (its ``?`` bound to ``params``) over the peer's candles; () if none."""
+    files = candles.files(peer)
+    if not files:
+        return ()
+    sql = f"SELECT {select} FROM read_parquet(?, hive_partitioning=false)"
+    with candles.guard(files), duckdb_connection() as con:
+        return con.execute(sql, [*params, [str(f) for f in files]]).fetchone()
+
+
+def _peer_now(candles: CandleStore, peer: str) -> PeerState:
+    """The peer's candles as they are now: how many, and when the newest closed."""
+    found = _peer_query(candles, peer, "count(*), max(time)", [])
+    if not found or not found[0]:
+        return PeerState(peer, None, 0)
+    return PeerState(peer, utc(found[1]) + HOUR, int(found[0]))
+
+
+def _peer_changes(
+    candles: CandleStore, state: PeerState, latest: pd.Timestamp
+) -> tuple[int, pd.Timestamp | None]:
+    """(peer candles now closed by ``state.closed_by``, first close after it up to ``latest``)."""
+    seen_until = _EPOCH if state.closed_by is None else state.closed_by
+    cut = (seen_until - HOUR).to_pydatetime()  # open time of the newest candle seen
+    select = "count(*) FILTER (time <= ?), min(time) FILTER (time > ? AND time <= ?)"
+    found = _peer_query(candles, state.peer, select, [cut, cut, (latest - HOUR).to_pydatetime()])
+    if not found:
+        return 0, None
+    first = None if found[1] is None else utc(found[1]) + HOUR
+    return int(found[0]), first
 
 
 def _candles_closed_by(candles: CandleStore, symbol: str, stamp: datetime) -> int:

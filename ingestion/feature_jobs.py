@@ -4,7 +4,10 @@
 ``update`` (hourly, for a scheduler): fetch newly closed candles -> candle store
 -> feature rows for them (same module, bounded look-back) -> offline dataset ->
 online store (push). Push goes to the ONLINE store only: Feast's offline push
-rewrites the whole file and duplicates rows per feature view.
+rewrites the whole file and duplicates rows per feature view. New candles of a
+symbol are also the peer candles of its dependents (``feature_catalog.peer_symbol``):
+their rows that reach the new candles are recomputed and their newest row pushed
+again, so BTC's online row gets ETH's candle of the hour whichever was fetched first.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from candlecast.errors import CorruptFileError
+from candlecast.feature_catalog import LAGS, peer_symbol
 from candlecast.settings import get_settings
 from candlecast.symbols import normalize_symbol
 from candlecast.times import HOUR
 from ingestion.feature_dataset import ExtendResult, FeatureDataset, extend_features
-from ingestion.features import LOOKBACK_HOURS
 from ingestion.gaps import Gap, missing_hours
 from ingestion.store import CandleStore
 
@@ -33,6 +37,10 @@ if TYPE_CHECKING:
     from ingestion.coinbase import CoinbaseClient
 
 log = logging.getLogger(__name__)
+#: Candles a new symbol's first update fetches: the 24 lags and the current candle, so its
+#: v1/v2 rows are complete at once. The v3 weekly windows stay NULL until a week (four for
+#: the seasonal group) of candles has arrived, or ``backfill`` fetches them.
+SEED_HOURS = max(LAGS) + 1
 
 
 def _stores() -> tuple[CandleStore, FeatureDataset]:
@@ -161,6 +169,31 @@ def update_job(
     return [_update_one(candles, dataset, store, reader, name, now, client) for name in names]
 
 
+def _refresh_dependents(
+    candles: CandleStore, dataset: FeatureDataset, store: FeatureStore, peer: str
+) -> None:
+    """Recompute the rows of the symbols whose peer is ``peer`` that its new candles reach.
+
+    Their rows were computed without those candles if their own update ran first;
+    the extension finds which rows from the peer record and the newest is pushed again.
+    A dependent's unreadable file does not fail ``peer``'s update: its own run reports it.
+    """
+    from candlecast import feast_store
+
+    for name in candles.symbols():
+        if name == peer or peer_symbol(name) != peer:
+            continue
+        try:
+            if dataset.stats(name)[0] is None:  # no rows yet: its own run computes them
+                continue
+            refreshed = extend_features(candles, dataset, name)
+        except CorruptFileError as exc:
+            log.warning("%s: not recomputed with the new %s candles: %s", name, peer, exc)
+            continue
+        feast_store.push_online(refreshed.rows, store)
+        log.info("%s: %d rows recomputed with the new %s candles", name, refreshed.count, peer)
+
+
 def _log_update(result: UpdateResult, full: bool) -> None:
     log.info(
         "%s update: %d fetched (%d requests), %d new candles, %d feature rows (%s), "
@@ -198,12 +231,14 @@ def _update_one(
     dataset.stats(symbol)  # an unreadable feature file stops the job before anything is stored
     last = candles.last_time(symbol)
     reference = now or pd.Timestamp.now(tz="UTC")
-    seed = reference.floor("h") - (LOOKBACK_HOURS + 1) * HOUR  # a new symbol: the last day
+    seed = reference.floor("h") - SEED_HOURS * HOUR  # a new symbol: the last day
     start = seed if last is None else last + HOUR
     fetched = fetch_candles(symbol, start, client=client, now=now)
     written = candles.write(fetched.candles)
     extended = extend_features(candles, dataset, symbol)
     feast_store.push_online(extended.rows, store)
+    if written.new:
+        _refresh_dependents(candles, dataset, store, symbol)
     latest, _ = dataset.stats(symbol)
     online = reader.read(symbol)
     if latest is not None and online.event_timestamp != latest:

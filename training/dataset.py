@@ -131,5 +131,28 @@ def load_dataset(symbol: str, feature_service: str, target: str = "return") -> L
         features = feast_store.historical_features(rows[KEYS], feature_service, store)
     frame = join_features(rows, features, names)
     if frame.empty:
-        raise DatasetError(f"no features for {symbol} in {feature_service}: run {features_cmd}")
+        raise DatasetError(_no_rows_reason(symbol, feature_service, features, names, features_cmd))
     return LabelledFrame(frame, names, target, symbol, feature_service)
+
+
+def _no_rows_reason(
+    symbol: str, service: str, features: pd.DataFrame, names: list[str], features_cmd: str
+) -> str:
+    """Why no row has every feature: none computed, or some features are never present."""
+    never = [n for n in names if n in features and features[n].isna().all()]
+    if not never or len(never) == len(names):
+        return f"no features for {symbol} in {service}: run {features_cmd}"
+    from candlecast.feature_catalog import CROSS_FEATURES, peer_symbol
+
+    if set(never) <= set(CROSS_FEATURES):
+        peer = peer_symbol(symbol)
+        return (
+            f"{service} needs the cross-asset features of {symbol}'s peer {peer}, which has "
+            f"no candles here: load {peer} (`candlecast backfill --symbol {peer}`), then run "
+            f"{features_cmd}, or train on a service without the cross group"
+        )
+    shown = ", ".join(never[:5]) + (", ..." if len(never) > 5 else "")
+    return (
+        f"no row of {symbol} has every feature of {service}: {len(never)} are never present "
+        f"({shown}); more candle history may fill them, then run {features_cmd}"
+    )

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from candlecast import feast_store
+from candlecast.feature_catalog import V3_GROUPS
 from candlecast.settings import PROJECT_ROOT, get_settings, reset_settings
 from ingestion.cli import app
 from ingestion.feature_dataset import FeatureDataset
@@ -117,6 +118,10 @@ def test_apply_registers_services_with_ordered_features(home):
     feast_store.apply()
     assert feast_store.feature_names("price_model_v1") == list(V1_FEATURES)
     assert feast_store.feature_names("price_model_v2") == list(V2_FEATURES)
+    for group, features in V3_GROUPS.items():  # each ablation service: v2, then its group
+        assert feast_store.feature_names(f"price_model_v3_{group}") == [*V2_FEATURES, *features]
+    every_group = [name for features in V3_GROUPS.values() for name in features]
+    assert feast_store.feature_names("price_model_v3") == [*V2_FEATURES, *every_group]
     refs = feast_store.feature_refs("price_model_v1")
     assert refs[0] == "price_features_v1:open" and len(refs) == 68
     source = feast_store.get_store().get_data_source("price_features_source")

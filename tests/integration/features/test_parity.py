@@ -21,7 +21,7 @@ from tests.integration.conftest import FeatureHome
 from tests.integration.features.helpers import assert_rows_equal
 
 pytestmark = pytest.mark.integration
-SERVICES = ["price_model_v1", "price_model_v2"]
+SERVICES = ["price_model_v1", "price_model_v2", "price_model_v3"]
 
 
 def module_rows(home: Path | None = None, symbol: str = "BTC-USD") -> pd.DataFrame:

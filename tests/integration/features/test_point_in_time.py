@@ -65,11 +65,11 @@ def truth(real: pd.DataFrame) -> pd.DataFrame:
 
 
 def historical_all(entities: pd.DataFrame) -> pd.DataFrame:
-    """Both services' point-in-time features for ``entities``, one row per entity."""
+    """v1's and v3's (v2 and every v3 group) features for ``entities``, one row per entity."""
     keys = ["symbol", "event_timestamp"]
     v1 = feast_store.historical_features(entities, "price_model_v1")
-    v2 = feast_store.historical_features(entities, "price_model_v2")
-    return v1.merge(v2, on=keys, suffixes=("", "_v2")).sort_values(keys)
+    v3 = feast_store.historical_features(entities, "price_model_v3")
+    return v1.merge(v3, on=keys, suffixes=("", "_v3")).sort_values(keys)
 
 
 def test_offline_features_ignore_candles_closing_after_t(home, real, truth, cuts):
@@ -111,7 +111,7 @@ def test_online_update_at_t_ignores_candles_closing_after_t(
         # the gaps of the fetched window are reported the first time (real data: none)
         expected_gaps = len(fetched_gaps) if offset == WITHIN_HOUR[0] else 0
         assert sum(g.hours for g in result.gaps) == expected_gaps
-        for service in ("price_model_v1", "price_model_v2"):
+        for service in ("price_model_v1", "price_model_v2", "price_model_v3"):
             online = feast_store.online_features("BTC-USD", service)
             assert online.event_timestamp == cut
             names = list(online.values)
