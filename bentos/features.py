@@ -8,7 +8,6 @@ once per FeatureService). Event timestamps are candle close times (UTC).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,7 @@ import pandas as pd
 
 from bentos.errors import FeaturesUnavailable
 from candlecast import feast_store
-from candlecast.feast_store import PRICE_FEATURES, PRICE_SERVICE, OnlineReader
+from candlecast.feast_store import PRICE_FEATURES, PRICE_SERVICE, OnlineChanges, OnlineReader
 from candlecast.settings import get_settings
 
 
@@ -36,16 +35,13 @@ class FeatureSource:
     along in the same online read as a model's own features.
     """
 
-    def __init__(self, store: Any = None, cache_seconds: float | None = None) -> None:
+    def __init__(self, store: Any = None) -> None:
         from ingestion.feature_dataset import FeatureDataset
 
-        settings = get_settings()
         self.store = store if store is not None else feast_store.get_store()
-        self.dataset = FeatureDataset(settings.features_dir)
-        self.cache_seconds = (
-            settings.feature_cache_seconds if cache_seconds is None else cache_seconds
-        )
-        self._cache: dict[tuple[str, str | None], tuple[float, tuple[FeatureRow, FeatureRow]]] = {}
+        self.dataset = FeatureDataset(get_settings().features_dir)
+        self.changes = OnlineChanges(self.store)
+        self._cache: dict[tuple[str, str | None], tuple[tuple, tuple[FeatureRow, FeatureRow]]] = {}
         self._readers: dict[str | None, OnlineReader] = {}
 
     def reader(self, service: str | None) -> OnlineReader:
@@ -61,18 +57,23 @@ class FeatureSource:
         return self._readers[service]
 
     def live(self, symbol: str, service: str | None) -> tuple[FeatureRow, FeatureRow]:
-        """(prices, model features) of the latest candle, reused for ``cache_seconds``.
+        """(prices, model features) of the latest candle, read again only after a write.
 
-        Features change once an hour; one online read (~1 ms, most of a request's own
-        work) per symbol and service per second serves any request rate. A failed read
-        is not cached. Each row keeps its event timestamp, so age and staleness stay exact.
+        Features change once an hour, and an online read (~1 ms) is most of a request's
+        own work. A read is reused while the online store's change token
+        (:class:`~candlecast.feast_store.OnlineChanges`, microseconds) is the one taken
+        just before it: the row it returned (with its event time) is then still the
+        store's. Any write, e.g. the next hour's push, changes the token, so the very
+        next request reads again. A failed read is not cached; a store without a cheap
+        token is read on every request.
         """
-        key, now = (symbol, service), time.monotonic()
+        key, token = (symbol, service), self.changes.token()
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self.cache_seconds:
+        if token is not None and hit is not None and hit[0] == token:
             return hit[1]
-        result = self._live(symbol, service)
-        self._cache[key] = (now, result)
+        result = self._live(symbol, service)  # after the token: never older than it
+        if token is not None:
+            self._cache[key] = (token, result)
         return result
 
     def forget(self) -> None:

@@ -12,7 +12,9 @@ declares them); this module only names the two every stage relies on.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -230,6 +232,62 @@ class OnlineReader:
         if not stamps or all(v is None for v in values.values()):
             return OnlineFeatures(symbol, values, None)
         return OnlineFeatures(symbol, values, min(utc(s) for s in stamps))
+
+
+class OnlineChanges:
+    """Tells, in microseconds, whether anything was written to the online store since.
+
+    :meth:`token` is an opaque value that differs after any committed write, by any
+    writer: the hourly push, ``materialize``, the plain Feast CLI, another process.
+    For the SQLite online store it is SQLite's own ``PRAGMA data_version`` on a
+    read-only connection of ours (it changes whenever another connection commits;
+    ours never writes) together with the file's identity (a store deleted and
+    rewritten is a new file). A cache keyed by the token therefore never serves a row
+    older than the store's, and a pushed hour is seen by the very next request.
+    Other online stores give None: no cheap probe, so callers read every time.
+    """
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.path = _sqlite_path(store)
+        self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def token(self) -> tuple | None:
+        if self.path is None:
+            return None
+        with self._lock:
+            try:
+                info = os.stat(self.path)
+            except FileNotFoundError:
+                self._close()
+                return ("absent",)
+            identity = (info.st_dev, info.st_ino)
+            if self._conn is None or identity != self._identity:
+                self._close()
+                uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._identity = identity
+            try:
+                (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+            except sqlite3.Error:  # unreadable now (being replaced): read the store itself
+                self._close()
+                return None
+            return (identity, version)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn, self._identity = None, None
+
+
+def _sqlite_path(store: FeatureStore) -> str | None:
+    """The SQLite online store's file, or None for any other online store."""
+    config = store.config
+    if getattr(config.online_store, "type", None) != "sqlite":
+        return None
+    path = Path(config.online_store.path)
+    return str(path if path.is_absolute() else Path(config.repo_path) / path)
 
 
 def online_features(

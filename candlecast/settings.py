@@ -36,11 +36,6 @@ class Settings(BaseSettings):
         description="Serve the API docs (/docs, Swagger UI from the service's own assets) "
         "and the OpenAPI document (/docs.json); false answers both with 404.",
     )
-    feature_cache_seconds: float = Field(
-        default=1.0,
-        description="How long the service reuses one online feature read per symbol and "
-        "FeatureService (features change hourly; 0 reads the online store on every request).",
-    )
     reload_seconds: float = Field(
         default=5.0,
         description="How often the prediction service checks the model store for new "

@@ -87,9 +87,9 @@ class Forecaster:
     def features(self) -> FeatureSource:
         """Built on first use: a new home has no Feast registry until the first fetch."""
         if self._features is None:
-            # Kept for a whole forecast step, forgotten before the next (models that share a
-            # FeatureService share one online read of the hour).
-            self._features = FeatureSource(cache_seconds=float("inf"))
+            # Models that share a FeatureService share one online read of the hour (reads
+            # are reused until the online store is written again).
+            self._features = FeatureSource()
         return self._features
 
     def predictor(self) -> Predictor:

@@ -86,7 +86,7 @@ def computed_by(tag: str) -> float:
     from candlecast import contract, model_store
 
     stored = model_store.get(tag)
-    prices, row = FeatureSource(cache_seconds=0).live(SYMBOL, stored.spec.feature_service)
+    prices, row = FeatureSource().live(SYMBOL, stored.spec.feature_service)
     x = contract.feature_vector(stored.spec, row.values)
     raw = stored.forward()(contract.model_input(stored.spec, x[None, :]))
     return float(contract.forecast_prices(stored.spec, raw, np.array([prices.values["close"]]))[0])

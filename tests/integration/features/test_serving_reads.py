@@ -36,8 +36,8 @@ def test_a_past_hour_without_a_candle_has_no_features(home):
     )
 
 
-def test_online_reads_are_reused_for_cache_seconds_then_refreshed(home):
-    """One online read per second serves any request rate; a pushed row shows up after it."""
+def test_online_reads_are_reused_until_the_store_is_written_then_read_again(home):
+    """One read serves every request of the hour; a pushed row is served on the next one."""
     from bentos.features import FeatureSource
     from ingestion.feature_dataset import FeatureDataset, extend_features
 
@@ -47,13 +47,22 @@ def test_online_reads_are_reused_for_cache_seconds_then_refreshed(home):
     compute_job(["BTC-USD"])
     store = feast_store.apply()
     feast_store.materialize(END - 20 * H, END, store)
-    cached, fresh = FeatureSource(store, cache_seconds=3600), FeatureSource(store, cache_seconds=0)
-    before = cached.live("BTC-USD", "price_model_v2")
+    source = FeatureSource(store)
+    before = source.live("BTC-USD", "price_model_v2")
     assert before[0].as_of == candles["time"].iloc[89] + H
+    assert source.live("BTC-USD", "price_model_v2") is before  # no write: no second read
+    assert source.live("BTC-USD", "price_model_v1") is not before  # another service's read
 
     store_candles.write(candles.iloc[90:])
     feast_store.push_online(
         extend_features(store_candles, FeatureDataset(home / "features"), "BTC-USD").rows, store
     )
-    assert cached.live("BTC-USD", "price_model_v2") is before  # within cache_seconds
-    assert fresh.live("BTC-USD", "price_model_v2")[0].as_of == END
+    after = source.live("BTC-USD", "price_model_v2")  # the very next request
+    assert after[0].as_of == END and after[1].as_of == END
+    assert source.live("BTC-USD", "price_model_v2") is after
+
+    # another writer with its own connection rewrites the same hour (a recomputed row)
+    row = FeatureDataset(home / "features").read().tail(1).assign(log_return_1h=0.5)
+    feast_store.push_online(row, feast_store.get_store())
+    rewritten = source.live("BTC-USD", "price_model_v2")
+    assert rewritten[1].as_of == END and rewritten[1].values["log_return_1h"] == 0.5
