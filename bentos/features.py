@@ -67,14 +67,28 @@ class FeatureSource:
         next request reads again. A failed read is not cached; a store without a cheap
         token is read on every request.
         """
-        key, token = (symbol, service), self.changes.token()
-        hit = self._cache.get(key)
-        if token is not None and hit is not None and hit[0] == token:
-            return hit[1]
+        token = self.changes.token()
+        hit = self._hit(symbol, service, token)
+        if hit is not None:
+            return hit
         result = self._live(symbol, service)  # after the token: never older than it
         if token is not None:
-            self._cache[key] = (token, result)
+            self._cache[symbol, service] = (token, result)
         return result
+
+    def cached(self, symbol: str, service: str | None) -> tuple[FeatureRow, FeatureRow] | None:
+        """What :meth:`live` would return without reading the store, else None.
+
+        Microseconds, so an event loop may call it; a None sends the caller to
+        :meth:`live` in a thread (an online read blocks).
+        """
+        return self._hit(symbol, service, self.changes.token())
+
+    def _hit(self, symbol: str, service: str | None, token: tuple | None):
+        hit = self._cache.get((symbol, service))
+        if token is not None and hit is not None and hit[0] == token:
+            return hit[1]
+        return None
 
     def forget(self) -> None:
         """Drop the cached online reads (the live loop, once per new hour)."""

@@ -53,6 +53,11 @@ class ModelCache:
         with self._lock:
             return [m.tag for m in self._models.values()]
 
+    def loaded(self, codes: Sequence[int]) -> bool:
+        """Whether every version code in ``codes`` is loaded (resolving them cannot block)."""
+        with self._lock:
+            return all(code in self._models for code in codes)
+
     def resolve(self, symbol_index: int, code: int) -> tuple[ModelSpec, Predict]:
         """(spec, forward) of the version ``code`` of the served symbol ``symbol_index``."""
         loaded = self._hit(code)

@@ -151,7 +151,10 @@ class Predictor:
         symbol = self.check_symbol(symbol)
         spec = self.check_model(symbol, model, snapshot)
         when = self.check_time(at, now)
-        prices, values = await anyio.to_thread.run_sync(self.lookup, symbol, spec, when)
+        service = None if spec.family == NAIVE else spec.feature_service
+        cached = None if when is not None else self.features.cached(symbol, service)
+        # A read the store has not replaced since is served on the loop; a read blocks
+        prices, values = cached or await anyio.to_thread.run_sync(self.lookup, symbol, spec, when)
         close = float(prices.values["close"])
         predicted = await self.forecast(spec, values, close)
         return self.result(spec, prices, close, predicted, reference=when or now, now=now)

@@ -111,10 +111,14 @@ def model_service(family: str, name: str) -> type:
             for champion in self.live.read().values():
                 self.cache.get(champion.tag)
 
-        @bentoml.api(**BATCHING)
+        @bentoml.api(**(BATCHING if get_settings().model_batching else {}))
         def predict(self, inputs: np.ndarray) -> np.ndarray:
             """Response rows ``[output, status]`` for request rows (``bentos.encoding``)."""
             return run_grouped(inputs, self.cache.resolve)
+
+        def ready(self, inputs: np.ndarray) -> bool:
+            """Whether every version the request rows name is loaded (no load would block)."""
+            return self.cache.loaded(np.unique(inputs[:, 1]).astype(np.int64).tolist())
 
         @bentoml.api
         async def load(self, tags: list[str]) -> list[str]:

@@ -1,8 +1,12 @@
 """``PricePredictor``: the HTTP front door, composing the model services.
 
-``bentoml serve`` (or the Bento) starts this service and, as separate
-processes, one model service per served family (``CANDLECAST_SERVE_FAMILIES``,
-default ``LassoModel`` and ``CNNModel``; ``bentos.runners.service_for``). The
+``bentoml serve`` (or the Bento) starts this service. The model services, one per
+served family (``CANDLECAST_SERVE_FAMILIES``, default ``LassoModel`` and
+``CNNModel``; ``bentos.runners.service_for``), run where ``CANDLECAST_SERVING_LAYOUT``
+says: ``inprocess`` (default) inside each API worker, called directly (no hop, no
+batching wait: on a few cores that is what holds the latency goals), or ``split``,
+each a BentoML service of its own in its own processes (``bentoml.depends``), for
+scaling the models apart from the API. Either way the Bento packs every champion. The
 routes (GET and POST ``/predict``, ``/models``, ``/symbols``, ``/performance``) are
 a FastAPI app mounted on the BentoML server: BentoML merges its OpenAPI into
 ``/docs.json`` by path, so a BentoML API at ``/predict`` would be hidden by the GET
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from functools import partial
 from typing import Any
 
@@ -39,7 +44,13 @@ from bentos.features import FeatureSource
 from bentos.gauges import Gauges
 from bentos.live import LivePerformance
 from bentos.predictor import Predictor, ServedFamily
-from bentos.registry import Champion, LiveChampions, served_families, served_symbols
+from bentos.registry import (
+    Champion,
+    LiveChampions,
+    model_attr,
+    served_families,
+    served_symbols,
+)
 from bentos.reload import ChampionWatch, Snapshot, every
 from bentos.runners import service_for
 from candlecast import logs
@@ -53,6 +64,8 @@ http.mount("/static", StaticFiles(directory=STATIC), name="static")
 ERRORS = schemas.ERRORS
 #: Served families, fixed when the service is imported (BentoML resolves dependencies then).
 FAMILIES = served_families()
+#: Where the models run (``Settings.serving_layout``), fixed at import like the families.
+SPLIT = get_settings().serving_layout == "split"
 # Constraints stated in /docs.json but checked by the predictor and dashboard, whose 400s
 # name the choices or the range (unknown_model, unknown_window, bad_request).
 MODEL = {"pattern": schemas.any_case(*FAMILIES, NAIVE, empty=True)}
@@ -132,6 +145,17 @@ async def call(dependency: Any, rows: Any) -> Any:
     return await dependency.to_async.predict(rows)
 
 
+async def call_inline(model_service: Any, rows: Any) -> Any:
+    """In-process layout: the forward pass on the event loop when its version is loaded.
+
+    Lasso takes microseconds and the CNN about half a millisecond, less than a hop to a
+    thread and back; a version still to load (seconds) goes to a thread instead.
+    """
+    if model_service.ready(rows):
+        return model_service.predict(rows)
+    return await model_service.to_async.predict(rows)
+
+
 async def load(dependency: Any, tags: list[str]) -> Any:
     """Have a model service load versions (``load`` API) before they are served."""
     return await dependency.to_async.load(tags=tags)
@@ -145,14 +169,23 @@ def read_champions(watchers: dict[str, LiveChampions]) -> Snapshot:
 class PricePredictor:
     """Next-hour price forecasts from the Feast online store and the champion models.
 
-    One ``bentoml.depends`` attribute per served family (named after it) is set below.
+    In the split layout one ``bentoml.depends`` attribute per served family (named after
+    it) is set below; in the default in-process layout, one model reference per champion.
     """
 
     def __init__(self) -> None:
         logs.configure()
         settings = get_settings()
         settings.export_env()
+        # One-row forward passes: TensorFlow's thread hand-offs cost more than they save
+        # (CNN ~2.3 vs ~3.2 ms per request on 2 cores). Before the first model loads TF.
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
         packed = {family: service_for(family).inner.champions for family in FAMILIES}
+        # split: BentoML's proxies to the model services' processes (class attributes set
+        # below); inprocess: an instance of each model service in this worker.
+        self.model_services = {
+            family: getattr(self, family) if SPLIT else service_for(family)() for family in FAMILIES
+        }
         self.predictor = Predictor(
             served_symbols(), self._families(packed), FeatureSource(), settings.stale_after_seconds
         )
@@ -170,8 +203,8 @@ class PricePredictor:
         return {
             family: ServedFamily(
                 {symbol: c.spec for symbol, c in champions.items()},
-                partial(call, getattr(self, family)),
-                partial(load, getattr(self, family)),
+                partial(call if SPLIT else call_inline, self.model_services[family]),
+                partial(load, self.model_services[family]),
             )
             for family, champions in packed.items()
         }
@@ -275,8 +308,13 @@ class PricePredictor:
         return await self.dashboard.status(symbol)
 
 
-for _family in FAMILIES:  # BentoML finds dependencies among the class attributes
-    setattr(PricePredictor, _family, bentoml.depends(service_for(_family)))
+for _family in FAMILIES:
+    if SPLIT:  # BentoML finds dependencies among the class attributes
+        setattr(PricePredictor, _family, bentoml.depends(service_for(_family)))
+    else:  # BentoML packs the models a served service names at class scope
+        for _symbol, _champion in service_for(_family).inner.champions.items():
+            _model = bentoml.models.BentoModel(_champion.tag)
+            setattr(PricePredictor, f"{_family}_{model_attr(_symbol)}", _model)
 PricePredictor = bentoml.service(name="PricePredictor", workers=1, traffic={"timeout": 30})(
     bentoml.asgi_app(http, path="/")(PricePredictor)
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,17 @@ class Settings(BaseSettings):
         default=True,
         description="Serve the API docs (/docs, Swagger UI from the service's own assets) "
         "and the OpenAPI document (/docs.json); false answers both with 404.",
+    )
+    serving_layout: Literal["inprocess", "split"] = Field(
+        default="inprocess",
+        description="Where the models run: 'inprocess' in each API worker (the default: no "
+        "hop, fastest on a few cores), or 'split' in one BentoML model service per family, "
+        "each its own process (scale the model services apart from the API).",
+    )
+    model_batching: bool = Field(
+        default=True,
+        description="Adaptive batching in the split layout's model services (false: each "
+        "call runs at once; the dispatcher's wait for a batch is gone, and so is batching).",
     )
     reload_seconds: float = Field(
         default=5.0,

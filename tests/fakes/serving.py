@@ -156,6 +156,10 @@ class FakeFeatures:
     def prices(self, symbol: str) -> FeatureRow:
         return self.online(symbol, "price_model_v1")
 
+    def cached(self, symbol: str, service: str | None) -> None:
+        """Never a hit: every request reads (and is counted in ``calls``)."""
+        return None
+
     def live(self, symbol: str, service: str | None) -> tuple[FeatureRow, FeatureRow]:
         prices = self.prices(symbol)
         return prices, (prices if service is None else self.online(symbol, service))

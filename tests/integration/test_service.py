@@ -197,6 +197,28 @@ def test_load_16_clients_by_1000_requests_zero_errors(client):
     assert errors == [], f"{len(errors)} errors, e.g. {errors[:3]}"
 
 
+def test_the_split_layout_serves_the_same_forecasts_from_model_processes(
+    client, registered, feature_home, tmp_path
+):
+    """CANDLECAST_SERVING_LAYOUT=split: each family in a BentoML service process of its own.
+
+    On the synthetic market only (one more server start; the layouts share every line
+    of the prediction path but the call into the model).
+    """
+    if feature_home.market.name != "synthetic":
+        pytest.skip("the split layout is checked once, on the synthetic market")
+    env = {"CANDLECAST_SERVE_SYMBOLS": SYMBOLS, "CANDLECAST_SERVING_LAYOUT": "split"}
+    log = tmp_path / "split.log"
+    with serve_in_background(free_port(), env=env, log_path=log) as split:
+        for model in ("lasso", "cnn"):
+            theirs, ours = split.predict("BTC-USD", model=model), client.predict("BTC-USD", model)
+            assert (theirs.model_version, theirs.as_of) == (ours.model_version, ours.as_of)
+            assert theirs.predicted_price == pytest.approx(ours.predicted_price, rel=1e-12)
+            assert theirs.interval_80 == pytest.approx(ours.interval_80, rel=1e-12)
+    started = log.read_text()
+    assert "LassoModel" in started and "CNNModel" in started, started[-2000:]
+
+
 def test_refuses_to_start_without_a_champion(feature_home):
     env = {"BENTOML_HOME": tempfile.mkdtemp(prefix="empty-bentoml-")}
     with (

@@ -79,6 +79,7 @@ def client(tmp_path_factory):
 
     mp.setattr(service, "FeatureSource", lambda: Features((SYMBOL,)))
     mp.setattr(service, "call", failing_model)  # bound into PricePredictor at start-up
+    mp.setattr(service, "call_inline", failing_model)  # the in-process layout's call
     forget_bentoml_metrics()
     # raise_server_exceptions=False: answer a bug with the handler's 500, as a server does
     with TestClient(service.PricePredictor.to_asgi(), raise_server_exceptions=False) as http:
