@@ -16,7 +16,7 @@ export FEAST_USAGE := False
 DEMO_HOME ?= $(CANDLECAST_HOME)/demo-$(SOURCE)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve live test test-slow bench lint format image clean
+.PHONY: help install demo serve live test test-slow bench lint format image base-image image-smoke clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,10 +40,10 @@ live: $(STAMP) ## Run the live loop with the API and dashboard on :PORT (default
 	$(BIN)/candlecast live --serve $(PORT) $(ARGS)
 
 test: $(STAMP) ## Run the default test suite (unit + integration, not slow)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not docker"
 
 test-slow: $(STAMP) ## Run the slow tests (load test, Feast CLI subprocesses, live kill -9, schemathesis on bentoml serve, real-market training CLI)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m "slow and not docker"
 
 bench: $(STAMP) ## Run the benchmarks in bench/ (results go in BENCHMARKS.md)
 	$(BIN)/python -m bench
@@ -56,8 +56,16 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-image: $(STAMP) ## Build the Bento and an image for this machine; PUSH=1 builds amd64+arm64 and pushes (IMAGE=registry/name)
-	$(BIN)/python -m deploy.image $(if $(PUSH),--push,) $(if $(IMAGE),--image $(IMAGE),)
+image: $(STAMP) ## Build the image for this machine (PLATFORMS=linux/amd64,linux/arm64 REGISTRY=host:port PUSH=1: one multi-arch tag; BASE_IMAGE=, OFFLINE=1, IMAGE=registry/name)
+	$(BIN)/python -m deploy.image $(if $(PUSH),--push,) $(if $(IMAGE),--image $(IMAGE),) \
+		$(if $(PLATFORMS),--platform $(PLATFORMS),) $(if $(REGISTRY),--registry $(REGISTRY),) \
+		$(if $(BASE_IMAGE),--base-image $(BASE_IMAGE),) $(if $(OFFLINE),--offline,) $(ARGS)
+
+base-image: $(STAMP) ## Build the local Debian bookworm base image from Debian's packages (mmdebstrap; PLATFORMS=, default amd64 and arm64)
+	$(BIN)/python -m deploy.image --base-only $(if $(PLATFORMS),--platform $(PLATFORMS),)
+
+image-smoke: $(STAMP) ## Run the image built by `make image` on the Docker engine: API, dashboard, hourly job (CANDLECAST_IMAGE_REF=, default the newest candlecast image)
+	$(BIN)/python -m pytest -m "docker and not slow" tests/integration/image
 
 clean: ## Remove generated state under CANDLECAST_HOME
 	rm -rf $(CANDLECAST_HOME)

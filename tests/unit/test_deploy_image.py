@@ -10,18 +10,6 @@ from deploy import image
 runner = CliRunner()
 
 
-def test_containerize_command_maps_options_to_buildx() -> None:
-    ref = "ghcr.io/a/c:sha-1"
-    command = image.containerize_command("candlecast:v1", ref, image.MULTI_ARCH, True)
-    assert command[-10:] == [
-        "containerize", "candlecast:v1", "--backend", "buildx",
-        "--opt", "platform=linux/amd64,linux/arm64", "--image-tag", ref,
-        "--opt", "push",
-    ]  # fmt: skip
-    local = image.containerize_command("candlecast:v1", "c:t", "linux/arm64", False)
-    assert "push" not in local
-
-
 def test_parse_bento_tag() -> None:
     assert image.parse_bento_tag("noise\n__tag__:candlecast:abc123\n") == "candlecast:abc123"
     with pytest.raises(ValueError, match="no bento tag"):
@@ -35,6 +23,8 @@ def test_parse_bento_tag() -> None:
         (["--push", "--image", "candlecast"], "needs a registry name"),
         (["--image", "GHCR.io/Acme/X"], "not a valid lowercase image name"),
         (["--tag", "-latest"], "--tag"),
+        (["--platform", "linux/s390x"], "unsupported platform"),
+        (["--engine", "kaniko"], "--engine must be one of"),
     ],
 )
 def test_bad_arguments_exit_2_before_building(args: list[str], message: str) -> None:

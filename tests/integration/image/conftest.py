@@ -1,0 +1,75 @@
+"""The image, run for real on a Docker engine (marker ``docker``; ``make image-smoke``).
+
+``CANDLECAST_IMAGE_REF`` names the image under test (``make image`` prints it); without it the
+newest local ``candlecast`` image is used. Every container runs with ``--network host`` and
+``--pull never``: it reaches nothing but 127.0.0.1, and a missing image is never pulled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+#: The image's non-root user (BentoML's ``bentoml``, uid 1034).
+USER, UID = "bentoml", 1034
+HOME = "/home/bentoml/candlecast"
+SOURCE = "/home/bentoml/bento/src"  # `python -m candlecast` runs from the Bento's source
+
+
+def docker(*args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def run_args(volume: str, *env: str) -> list[str]:
+    """``docker run`` options every test container shares."""
+    args = ["--network", "host", "--pull", "never", "-v", f"{volume}:{HOME}"]
+    return args + [item for name in env for item in ("-e", name)]
+
+
+def wait_ready(url: str, timeout: float, container: str) -> float:
+    """Seconds until ``url`` answers 200; fail with the container's log if it never does."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, OSError):
+            pass
+        state = docker("inspect", "--format", "{{.State.Running}}", container, check=False)
+        if state.stdout.strip() == "false":
+            break
+        time.sleep(1)
+    logs = docker("logs", "--tail", "80", container, check=False)
+    raise AssertionError(f"{url} not ready after {timeout:g} s:\n{logs.stdout}{logs.stderr}")
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return json.load(response)
+
+
+def _newest_candlecast_image() -> str | None:
+    listing = docker("images", "candlecast", "--format", "{{.Repository}}:{{.Tag}}", check=False)
+    refs = [ref for ref in listing.stdout.split() if not ref.endswith(":<none>")]
+    return refs[0] if refs else None
+
+
+@pytest.fixture(scope="session")
+def image_ref() -> str:
+    if shutil.which("docker") is None or docker("version", check=False).returncode != 0:
+        pytest.skip("no Docker engine (apt-get install docker.io; start dockerd)")
+    ref = os.environ.get("CANDLECAST_IMAGE_REF") or _newest_candlecast_image()
+    if ref is None or docker("image", "inspect", ref, check=False).returncode != 0:
+        pytest.skip(f"no candlecast image {ref or ''} here: build one with `make image`")
+    return ref
