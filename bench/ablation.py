@@ -22,10 +22,8 @@ Environment: BENCH_MODELS_HOME (home to build/reuse), BENCH_ABLATION_FAMILIES
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
-from bench.models import CSV, CSV_NAME, TEST_END, TEST_START, prepare_home, run_one
+from bench.models import TEST_END, TEST_START, real_home, run_one
 
 BASE = "price_model_v2"
 GROUPS = "rvol,volume,seasonal"
@@ -82,13 +80,11 @@ def markdown(base: dict, groups: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    if not (CSV / CSV_NAME).exists():
-        print(f"skipped: {CSV / CSV_NAME} not found")
+    home = real_home("bench-ablation-")
+    if home is None:
         return
-    home = Path(os.environ.get("BENCH_MODELS_HOME") or tempfile.mkdtemp(prefix="bench-ablation-"))
-    prepare_home(home.resolve())
     families = os.environ.get("BENCH_ABLATION_FAMILIES", "lasso,lgbm").split(",")
-    reports = home.resolve() / "reports"
+    reports = home / "reports"
     base = run_one(BASE, "return", families, reports)
     groups = {
         group: run_one(f"price_model_v3_{group}", "return", families, reports)

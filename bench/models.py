@@ -109,14 +109,23 @@ def intervals_markdown(payloads: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def real_home(prefix: str) -> Path | None:
+    """The home of a real-data bench, loaded (``BENCH_MODELS_HOME`` or a temporary one);
+    None, after saying so, when ``../shared/data`` is absent."""
     if not (CSV / CSV_NAME).exists():
         print(f"skipped: {CSV / CSV_NAME} not found")
+        return None
+    home = Path(os.environ.get("BENCH_MODELS_HOME") or tempfile.mkdtemp(prefix=prefix)).resolve()
+    prepare_home(home)
+    return home
+
+
+def main() -> None:
+    home = real_home("bench-models-")
+    if home is None:
         return
-    home = Path(os.environ.get("BENCH_MODELS_HOME") or tempfile.mkdtemp(prefix="bench-models-"))
-    prepare_home(home.resolve())
     families = os.environ.get("BENCH_MODELS_FAMILIES", "lasso,lgbm,cnn,lstm").split(",")
-    reports = home.resolve() / "reports"
+    reports = home / "reports"
     payloads = []
     for run in os.environ.get("BENCH_MODELS_RUNS", RUNS).split(","):
         service, target = run.split(":")

@@ -72,11 +72,17 @@ def attach_champions(family: str):
     def decorate(cls: type) -> type:
         found = champions(family)
         cls.champions = found
-        for symbol, champion in found.items():
-            setattr(cls, model_attr(symbol), bentoml.models.BentoModel(champion.tag))
+        reference_models(cls, found)
         return cls
 
     return decorate
+
+
+def reference_models(cls: type, found: Mapping[str, Champion], prefix: str = "") -> None:
+    """Name each champion at ``cls``'s scope (``prefix + model_attr(symbol)``), so that
+    ``bentoml build`` packs it with the service ``cls`` becomes."""
+    for symbol, champion in found.items():
+        setattr(cls, prefix + model_attr(symbol), bentoml.models.BentoModel(champion.tag))
 
 
 class LiveChampions:

@@ -47,7 +47,7 @@ from bentos.predictor import Predictor, ServedFamily
 from bentos.registry import (
     Champion,
     LiveChampions,
-    model_attr,
+    reference_models,
     served_families,
     served_symbols,
 )
@@ -312,9 +312,7 @@ for _family in FAMILIES:
     if SPLIT:  # BentoML finds dependencies among the class attributes
         setattr(PricePredictor, _family, bentoml.depends(service_for(_family)))
     else:  # BentoML packs the models a served service names at class scope
-        for _symbol, _champion in service_for(_family).inner.champions.items():
-            _model = bentoml.models.BentoModel(_champion.tag)
-            setattr(PricePredictor, f"{_family}_{model_attr(_symbol)}", _model)
+        reference_models(PricePredictor, service_for(_family).inner.champions, f"{_family}_")
 PricePredictor = bentoml.service(name="PricePredictor", workers=1, traffic={"timeout": 30})(
     bentoml.asgi_app(http, path="/")(PricePredictor)
 )
