@@ -23,9 +23,10 @@ from deploy.platforms import arch_of
 
 DEFAULT_BASE = "python:3.11-slim"  # the official image; CD pulls it from Docker Hub
 PULL_TIMEOUT_SECONDS = 600.0
-#: Free space one platform's build takes in the engine's root: the virtualenv stage (~3.3 GB
-#: with its wheel layer) and the image (~2.5 GB).
-GIB_PER_PLATFORM = 6
+#: Free space one platform's build takes in the engine's root, beyond its base: the image
+#: (2.0 GB for amd64) plus the copy the engine makes while it commits the largest layer
+#: (TensorFlow's, 1.1 GB) and pip's downloads inside the RUN step; measured 2.6 GB at its peak.
+GIB_PER_PLATFORM = 3
 
 
 class EngineError(Exception):
@@ -109,13 +110,22 @@ def base_for(requested: str | None, platform: str, docker: str = "docker") -> tu
     return local_base_ref(platform), f"{ref} cannot be pulled ({reason})"
 
 
+def classic_build_command(
+    context: Path, ref: str, platform: str, base: str, wheels_url: str, docker: str = "docker"
+) -> list[str]:
+    """``docker build`` of one platform; its RUN steps fetch wheels from ``wheels_url``/<arch>/
+    on 127.0.0.1, so they run on the host's network (which is all they reach)."""
+    arch = arch_of(platform)
+    command = [docker, "build", "--platform", platform, "--tag", ref, "--network", "host"]
+    command += ["--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"TARGETARCH={arch}"]
+    command += ["--build-arg", f"WHEELS={wheels_url}/{arch}/"]
+    return [*command, "--file", str(context / "Dockerfile"), str(context)]
+
+
 def classic_build(
-    context: Path, ref: str, platform: str, base: str, docker: str = "docker"
+    context: Path, ref: str, platform: str, base: str, wheels_url: str, docker: str = "docker"
 ) -> None:
-    command = [docker, "build", "--platform", platform, "--tag", ref]
-    command += ["--build-arg", f"BASE_IMAGE={base}"]
-    command += ["--build-arg", f"TARGETARCH={arch_of(platform)}"]
-    command += ["--file", str(context / "Dockerfile"), str(context)]
+    command = classic_build_command(context, ref, platform, base, wheels_url, docker)
     run(command, f"docker build for {platform}", env=classic_builder_env())
 
 

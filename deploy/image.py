@@ -106,13 +106,14 @@ def _base(requested: str | None, platform: str) -> str:
 
 def _classic(context: Path, ref: str, platforms: list[str], push: bool, requested: str | None):
     """One classic build per platform; with ``push``, arch tags first, then the list."""
-    if not push:
-        (platform,) = platforms
-        engine.classic_build(context, ref, platform, _base(requested, platform))
-        return
-    arch_refs = {p: f"{ref}-{arch_of(p)}" for p in platforms}
-    for platform, arch_ref in arch_refs.items():
-        engine.classic_build(context, arch_ref, platform, _base(requested, platform))
+    with image_context.serve_wheels(context / "wheels") as url:
+        if not push:
+            (platform,) = platforms
+            engine.classic_build(context, ref, platform, _base(requested, platform), url)
+            return
+        arch_refs = {p: f"{ref}-{arch_of(p)}" for p in platforms}
+        for platform, arch_ref in arch_refs.items():
+            engine.classic_build(context, arch_ref, platform, _base(requested, platform), url)
     for arch_ref in arch_refs.values():
         engine.run(["docker", "push", arch_ref], f"docker push {arch_ref}")
     insecure = (engine.registry_of(ref) or "").split(":")[0] in ("127.0.0.1", "localhost")
@@ -125,17 +126,21 @@ def _classic(context: Path, ref: str, platforms: list[str], push: bool, requeste
 def _build(bento_tag: str, ref: str, platforms: list[str], options: dict) -> None:
     workdir = Path(options["wheelhouse"]).parent
     workdir.mkdir(parents=True, exist_ok=True)
+    classic = options["engine"] != "buildx"
     with tempfile.TemporaryDirectory(prefix="image-context-", dir=workdir) as tmp:
         context = Path(tmp)
-        image_context.prepare(bento_tag, context)
-        requirements = context / "bento" / "env" / "python" / "requirements.txt"
+        image_context.prepare(bento_tag, context, classic=classic)
+        lock = context / "bento" / "env" / "python" / "requirements.txt"
         for platform in platforms:
+            requirements = wheelhouse.for_platform(
+                lock, image_context.requirements_path(context, platform), platform
+            )
             with console.status(f"wheelhouse for {platform}"):
                 wheels = wheelhouse.ensure(
                     requirements, Path(options["wheelhouse"]), platform, options["offline"]
                 )
             image_context.link_wheels(wheels, context, platform)
-        if options["engine"] == "buildx":
+        if not classic:
             command = engine.buildx_command(
                 context, ref, ",".join(platforms), options["push"], options["base_image"]
             )

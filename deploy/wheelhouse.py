@@ -6,6 +6,10 @@ to the older glibc tags it implies, so every tag from ``manylinux_2_17`` (``many
 Debian bookworm's glibc 2.36 is passed. The image build then installs with
 ``pip install --no-index --find-links``, so it never reaches a package index: a wheelhouse that
 is already complete is checked offline first and never downloaded again.
+
+BentoML locks the Bento's requirements for linux/amd64 only, so each platform gets its own
+copy of the lock (``for_platform``) with the packages that publish no wheel for it swapped for
+the ones that do.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from deploy.platforms import machine_of
 GLIBC_MINORS = range(36, 16, -1)  # 2.36: Debian bookworm; python:3.11-slim has a newer one
 PYTHON_VERSION = "3.11"
 _MISSING = re.compile(r"No matching distribution found for (\S+)")
+#: Per machine, the locked package names that have no wheel there and what replaces them at the
+#: same version. tensorflow-cpu is published for x86_64 only; on aarch64 the ``tensorflow``
+#: wheel is itself the CPU build, with the same dependencies.
+SWAPS = {"aarch64": {"tensorflow-cpu": "tensorflow"}}
 
 
 class WheelhouseError(Exception):
@@ -33,6 +41,18 @@ def download_command(requirements: Path, dest: Path, platform: str, offline: boo
         command += ["--platform", tag]
     command += ["--python-version", PYTHON_VERSION, "--implementation", "cp"]
     return command + (["--no-index", "--find-links", str(dest)] if offline else [])
+
+
+def for_platform(requirements: Path, dest: Path, platform: str) -> Path:
+    """Write ``requirements`` (a lock) to ``dest`` with ``platform``'s SWAPS; return ``dest``."""
+    swaps = SWAPS.get(machine_of(platform), {})
+    lines = []
+    for line in requirements.read_text().splitlines():
+        name, sep, rest = line.partition("==")
+        lines.append(f"{swaps.get(name.strip().lower(), name)}{sep}{rest}" if sep else line)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("\n".join(lines) + "\n")
+    return dest
 
 
 def platform_tags(platform: str) -> list[str]:

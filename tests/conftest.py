@@ -11,6 +11,7 @@ reason when that folder is absent. ``CANDLECAST_SHARED_DATA`` points elsewhere
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ BTC_CSV = SHARED_DATA / "coinbase_BTC-USD_3600_2024-01-01_2024-07-01.csv"
 #: Params of every fixture that yields a market: the synthetic one always, the real one
 #: only with ../shared/data (``-m "not data"`` deselects it).
 MARKETS = ["synthetic", pytest.param("real", marks=pytest.mark.data)]
+_BENTOML_HOME = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,10 +42,17 @@ def pytest_configure(config: pytest.Config) -> None:
     subprocess or a unique model name.
     """
     os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="candlecast-bentoml-")
+    config.stash[_BENTOML_HOME] = os.environ["BENTOML_HOME"]
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("FEAST_USAGE", "False")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the run's BentoML home: every run made one in /tmp, and none was ever removed."""
+    if (path := config.stash.get(_BENTOML_HOME, None)) is not None:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

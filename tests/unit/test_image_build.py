@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,34 @@ def test_dockerfile_gets_the_bento_envs_and_setup_script(tmp_path: Path) -> None
     assert "USER bentoml" in lines and lines[-1].startswith("ENTRYPOINT")
     assert any(line.startswith("HEALTHCHECK") for line in lines)
     assert "--no-index" in "\n".join(lines)  # the image build never reaches an index
+    # BuildKit bind-mounts the wheels; the classic builder cannot, and fetches them instead.
+    assert any(line.startswith("RUN --mount=type=bind,source=wheels/") for line in lines)
+    classic = image_context.render_dockerfile(bento_yaml, classic=True)
+    assert "RUN --mount" not in classic and classic.count('--find-links "$WHEELS"') == 2
+
+
+def test_classic_build_fetches_the_wheels_it_is_served(tmp_path: Path) -> None:
+    (tmp_path / "amd64").mkdir()
+    (tmp_path / "amd64" / "numpy-2.4.6-cp311-cp311-manylinux_2_17_x86_64.whl").write_bytes(b"w")
+    with image_context.serve_wheels(tmp_path) as url:
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{url}/amd64/", timeout=5) as response:
+            listing = response.read().decode()  # what pip --find-links reads
+        assert 'href="numpy-2.4.6-cp311-cp311-manylinux_2_17_x86_64.whl"' in listing
+    command = engine.classic_build_command(tmp_path, "c:t", "linux/arm64", "b", url)
+    assert command[command.index("--network") + 1] == "host"  # 127.0.0.1 is the host's
+    assert f"WHEELS={url}/arm64/" in command and "TARGETARCH=arm64" in command
+
+
+def test_each_platform_gets_a_lock_it_has_wheels_for(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.txt"
+    lock.write_text(
+        "--index-url https://pypi.org/simple\n\nkeras==3.15.1\ntensorflow-cpu==2.21.0\n"
+    )
+    arm = wheelhouse.for_platform(lock, tmp_path / "r" / "arm64.txt", "linux/arm64")
+    assert arm.read_text().splitlines()[2:] == ["keras==3.15.1", "tensorflow==2.21.0"]
+    amd = wheelhouse.for_platform(lock, tmp_path / "r" / "amd64.txt", "linux/amd64")
+    assert amd.read_text() == lock.read_text()
 
 
 def test_manifest_list_is_pushed_after_both_arch_tags() -> None:
@@ -114,7 +143,7 @@ def test_a_full_disk_stops_the_build_before_it_starts(
     monkeypatch.setattr(
         engine.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 2**30)
     )
-    with pytest.raises(engine.EngineError, match=r"1\.0 GiB free.*needs about 12 GiB"):
+    with pytest.raises(engine.EngineError, match=r"1\.0 GiB free.*needs about 6 GiB"):
         engine.check_disk(["linux/amd64", "linux/arm64"])
 
 
