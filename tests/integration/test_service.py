@@ -1,8 +1,9 @@
-"""A real ``bentoml serve`` (three services) on 127.0.0.1, called with the client.
+"""A real ``bentoml serve`` on 127.0.0.1, called with the client.
 
 Features come from each market's home (``feature_home``): the synthetic gapped
-market, always, and the real BTC-USD 2024 H1 data (``data``); both end with the
-candle closing 2024-07-01 00:00. The models are tiny champions registered per the
+market, always, and the real BTC-USD 2024 H1 data (``data``, in ``make test-slow``
+only: the served path is the same, and its two server starts cost ~1.5 min); both end
+with the candle closing 2024-07-01 00:00. The models are tiny champions registered per the
 contract with the real v2 feature names. ETH-USD is served too but has no
 features, for the 503 case.
 """
@@ -27,7 +28,7 @@ from bentos.client import (
 )
 from deploy.serve import free_port, serve_in_background
 from tests.fakes.serving import register_cnn, register_lasso
-from tests.integration.conftest import FeatureHome
+from tests.integration.conftest import SLOW_ON_REAL, FeatureHome, _feature_home
 
 pytestmark = pytest.mark.integration
 SYMBOLS = "BTC-USD,ETH-USD"
@@ -39,6 +40,11 @@ def closes_by_close_time(feature_home: FeatureHome):
     """The market's closes keyed by candle close time (the service's ``as_of``)."""
     candles = feature_home.market.candles
     return candles.set_index(candles["time"] + timedelta(hours=1))["close"]
+
+
+@pytest.fixture(scope="module", params=SLOW_ON_REAL)
+def feature_home(request):
+    yield from _feature_home(request)
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +203,7 @@ def test_load_16_clients_by_1000_requests_zero_errors(client):
     assert errors == [], f"{len(errors)} errors, e.g. {errors[:3]}"
 
 
+@pytest.mark.slow  # the scale-out option, not the default: one more server start (~45 s)
 def test_the_split_layout_serves_the_same_forecasts_from_model_processes(
     client, registered, feature_home, tmp_path
 ):
