@@ -16,7 +16,13 @@ import pandas as pd
 
 from bentos.errors import FeaturesUnavailable
 from candlecast import feast_store
-from candlecast.feast_store import PRICE_FEATURES, PRICE_SERVICE, OnlineChanges, OnlineReader
+from candlecast.feast_store import (
+    PRICE_FEATURES,
+    PRICE_SERVICE,
+    OnlineChanges,
+    OnlineReader,
+    OnlineStoreUnavailable,
+)
 from candlecast.settings import get_settings
 
 
@@ -95,8 +101,19 @@ class FeatureSource:
         self._cache.clear()
 
     def _live(self, symbol: str, service: str | None) -> tuple[FeatureRow, FeatureRow]:
-        """(prices, model features) of the latest candle, in one online read."""
-        read = self.reader(service).read(symbol)
+        """(prices, model features) of the latest candle, in one online read.
+
+        An online store that does not answer (Redis down or stalled: its timeouts bound
+        the wait) is a 503 like an empty one, never a 500; nothing is cached, so the
+        first request after it is back reads it again.
+        """
+        try:
+            read = self.reader(service).read(symbol)
+        except OnlineStoreUnavailable as exc:
+            raise FeaturesUnavailable(
+                f"The online feature store is unavailable; try again shortly ({exc})",
+                symbol=symbol,
+            ) from exc
         if read.event_timestamp is None:
             raise FeaturesUnavailable(
                 f"No online features for {symbol} ({service or PRICE_SERVICE}). Compute and "

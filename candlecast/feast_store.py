@@ -28,6 +28,8 @@ from feast import FeatureService, FeatureStore
 from feast.data_source import PushMode
 from feast.errors import FeatureServiceNotFoundException
 from feast.repo_operations import get_repo_files, parse_repo
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from candlecast import logs
 from candlecast.errors import BadInput
@@ -36,7 +38,7 @@ from candlecast.feature_catalog import (  # the service names are used as feast_
     PRICE_FEATURES,
     PRICE_SERVICE,  # noqa: F401
 )
-from candlecast.settings import get_settings
+from candlecast.settings import StoreProfile, get_settings
 from candlecast.times import utc
 
 logs.after_import()  # importing Feast replaced the quiet warning filters
@@ -51,12 +53,33 @@ class UnknownFeatureServiceError(BadInput, ValueError):
     """A FeatureService name the Feast registry does not know."""
 
 
-def get_store() -> FeatureStore:
-    """The Feast store of the current CANDLECAST_HOME (exports it for the YAML first)."""
+class OnlineStoreUnavailable(ConnectionError):  # noqa: N818 (an outage, not a bug)
+    """The online store did not answer (down, unreachable or timed out): try again later.
+
+    Only a networked store (Redis, the scale profile) fails this way; the server maps
+    it to 503 ``features_unavailable`` rather than a 500.
+    """
+
+
+#: What a Redis outage raises through Feast: refused or reset connections, timeouts.
+_OUTAGES = (RedisConnectionError, RedisTimeoutError)
+
+
+def get_store(profile: StoreProfile | None = None) -> FeatureStore:
+    """The Feast store of the current CANDLECAST_HOME (exports it for the YAML first).
+
+    Every stage opens its store here, so the CLI, training, the live loop and the API
+    all follow ``CANDLECAST_STORE_PROFILE``: its YAML (``Settings.feature_store_yaml``)
+    picks the online store. ``profile`` overrides it (the parity tests, the bench).
+    """
     settings = get_settings()
+    if profile is not None:
+        settings = settings.model_copy(update={"store_profile": profile})
     settings.export_env()
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(settings.feature_repo))
+    return FeatureStore(
+        repo_path=str(settings.feature_repo), fs_yaml_file=settings.feature_store_yaml
+    )
 
 
 @contextmanager
@@ -81,9 +104,13 @@ def _repo_on_path(repo: Path) -> Iterator[None]:
             sys.modules.pop(name, None)
 
 
-def apply() -> FeatureStore:
-    """Register the declarations of ``feature_repo/`` (like ``feast -c feature_repo apply``)."""
-    store = get_store()
+def apply(profile: StoreProfile | None = None) -> FeatureStore:
+    """Register the declarations of ``feature_repo/`` (like ``feast -c feature_repo apply``).
+
+    Both profiles share the registry, but each apply also sets up its own online store
+    (SQLite's tables), so a home read through both profiles is applied through both.
+    """
+    store = get_store(profile)
     repo = get_settings().feature_repo
     with _repo_on_path(repo):
         contents = parse_repo(repo)
@@ -224,9 +251,15 @@ class OnlineReader:
         The timestamp is the oldest of the views read, so a row is never reported
         fresher than its stalest part.
         """
-        raw = self.store.get_online_features(
-            features=self.refs, entity_rows=[{"symbol": symbol}]
-        ).to_dict(include_event_timestamps=True)
+        try:
+            raw = self.store.get_online_features(
+                features=self.refs, entity_rows=[{"symbol": symbol}]
+            ).to_dict(include_event_timestamps=True)
+        except _OUTAGES as exc:
+            raise OnlineStoreUnavailable(
+                f"The online store ({self.store.config.online_store.type}) did not answer: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         values = {name: raw[name][0] for name in self.names}
         stamps = [raw[k][0] for k in raw if k.endswith(TS_SUFFIX) and raw[k][0]]
         if not stamps or all(v is None for v in values.values()):
@@ -244,7 +277,13 @@ class OnlineChanges:
     ours never writes) together with the file's identity (a store deleted and
     rewritten is a new file). A cache keyed by the token therefore never serves a row
     older than the store's, and a pushed hour is seen by the very next request.
-    Other online stores give None: no cheap probe, so callers read every time.
+    Other online stores give None, and callers read every time. Redis (the scale
+    profile) has no counter of writes to ask for: a probe would be a network round
+    trip all the same (most of what a one-entity read costs on loopback), and the
+    stand-ins (``INFO commandstats`` call counts, ``rdb_changes_since_last_save``)
+    are reset by ``CONFIG RESETSTAT`` or a save, so a token could repeat across a
+    write and serve an old row. Reading every request also means an outage is seen
+    by the very request it hits, never hidden behind a cached row.
     """
 
     def __init__(self, store: FeatureStore) -> None:

@@ -10,6 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: Repository root (the folder holding ``feature_repo/``), resolved from this file
 #: so nothing depends on the current working directory.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+StoreProfile = Literal["local", "scale"]
+#: The Feast configuration of each store profile, inside the feature repo. The Feast
+#: declarations (the repo's .py files) are the same for both; only the stores differ.
+STORE_YAML: dict[str, str] = {"local": "feature_store.yaml", "scale": "feature_store.scale.yaml"}
+#: The environment variable ``feature_store.scale.yaml`` expands into Feast's Redis
+#: ``connection_string``; ``export_env`` derives it from ``CANDLECAST_REDIS_URL``.
+REDIS_CONNECTION_ENV = "CANDLECAST_REDIS_CONNECTION"
 
 
 class Settings(BaseSettings):
@@ -60,6 +69,16 @@ class Settings(BaseSettings):
         "/metrics from the prediction log (0: only when GET /performance is served).",
     )
     feature_repo: Path = PROJECT_ROOT / "feature_repo"
+    store_profile: StoreProfile = Field(
+        default="local",
+        description="Feast stores: 'local' (DuckDB offline, SQLite online: nothing to run) "
+        "or 'scale' (DuckDB offline, Redis online at redis_url, shared by API replicas).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="The scale profile's Redis online store: redis[s]://[[user]:password@]"
+        "host[:port][/db].",
+    )
     serve_symbols: str = Field(
         default="BTC-USD", description="Comma-separated symbols the prediction service serves."
     )
@@ -73,6 +92,33 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return Path(value).expanduser().resolve()
+
+    @field_validator("store_profile", mode="before")
+    @classmethod
+    def _known_profile(cls, value: object) -> object:
+        """Name the variable and the choices: pydantic's own message names neither well."""
+        if value not in STORE_YAML:
+            raise ValueError(
+                f"CANDLECAST_STORE_PROFILE={value!r} is not a store profile; choose "
+                f"{' or '.join(STORE_YAML)}"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_address(cls, value: str) -> str:
+        redis_connection_string(value)  # raises ValueError on what Feast could not use
+        return value
+
+    @property
+    def feature_store_yaml(self) -> Path:
+        """The Feast configuration of the store profile (feature_repo/feature_store*.yaml)."""
+        return self.feature_repo / STORE_YAML[self.store_profile]
+
+    @property
+    def redis_connection(self) -> str:
+        """``redis_url`` in Feast's own ``connection_string`` form (``host:port,db=N,...``)."""
+        return redis_connection_string(self.redis_url)
 
     @property
     def candles_dir(self) -> Path:
@@ -101,11 +147,46 @@ class Settings(BaseSettings):
     def export_env(self) -> None:
         """Publish paths for tools that read the environment (Feast's YAML, BentoML).
 
-        ``feature_store.yaml`` expands ``${CANDLECAST_HOME}``; BentoML reads
-        ``BENTOML_HOME`` when it is first imported, so call this before that.
+        ``feature_store.yaml`` expands ``${CANDLECAST_HOME}`` (and the scale profile's
+        ``${CANDLECAST_REDIS_CONNECTION}``); BentoML reads ``BENTOML_HOME`` when it is
+        first imported, so call this before that.
         """
         os.environ["CANDLECAST_HOME"] = str(self.home)
+        os.environ[REDIS_CONNECTION_ENV] = self.redis_connection
         os.environ.setdefault("BENTOML_HOME", str(self.home / "bentoml"))
+
+
+def redis_connection_string(url: str) -> str:
+    """A ``redis://`` URL as Feast's Redis ``connection_string``: ``host:port,db=N,...``.
+
+    Feast splits that string on commas and ``=``, so a password holding either cannot
+    be passed through it; such a URL is refused here rather than misread later.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"CANDLECAST_REDIS_URL={url!r}: expected redis://host[:port][/db]")
+    try:
+        port = parts.port or 6379
+        db = int(parts.path.strip("/") or 0)
+    except ValueError:
+        raise ValueError(
+            f"CANDLECAST_REDIS_URL={url!r}: the port and the database must be numbers"
+        ) from None
+    if ":" in parts.hostname:  # Feast splits host:port on the colon
+        raise ValueError(f"CANDLECAST_REDIS_URL={url!r}: Feast cannot take an IPv6 address")
+    fields = [f"{parts.hostname}:{port}", f"db={db}"]
+    for name, raw in (("username", parts.username), ("password", parts.password)):
+        if raw:
+            value = unquote(raw)
+            if "," in value or "=" in value:
+                raise ValueError(
+                    f"CANDLECAST_REDIS_URL: the {name} holds ',' or '=', which Feast's "
+                    "connection string cannot carry"
+                )
+            fields.append(f"{name}={value}")
+    if parts.scheme == "rediss":
+        fields.append("ssl=true")
+    return ",".join(fields)
 
 
 @lru_cache(maxsize=1)
