@@ -5,6 +5,10 @@ home, so ../shared/data is never needed) and one registry; the local profile's s
 (SQLite) and the scale profile's (Redis) are materialized and pushed the same rows and
 must answer every FeatureService identically. Each test runs its own redis-server on a
 free loopback port and kills it afterwards.
+
+The replica and outage tests run on two in-process ``FeatureSource`` objects (each with
+its own Feast store and Redis connections, as each API worker has); the same, over HTTP
+on two real ``bentoml serve`` processes, is marked ``slow`` (about two minutes).
 """
 
 from __future__ import annotations
@@ -201,3 +205,44 @@ def test_a_stalled_redis_times_out_as_a_503_instead_of_hanging(scale_home, redis
     finally:
         redis_server.proc.send_signal(signal.SIGCONT)
     assert source.live(BTC, "price_model_v2")[0].values["close"] is not None
+
+
+@pytest.mark.slow  # two real servers on 2 cores: ~2 min (the tests above cover it in-process)
+def test_two_real_api_replicas_share_redis_and_ride_out_its_outage(scale_home, redis_server):
+    """Two ``bentoml serve`` processes on the scale profile: a push made once is served by
+    both; Redis killed is a prompt JSON 503 ``features_unavailable`` from both (never a
+    500, never a hang); Redis back (and refilled) is served again with no API restart."""
+    from contextlib import ExitStack
+
+    from deploy.serve import free_port, serve_in_background
+    from tests.fakes.serving import register_lasso
+
+    rows = FeatureDataset(get_settings().features_dir).read()
+    latest = rows[rows["symbol"] == BTC].iloc[[-1]]
+    start, end = rows["event_timestamp"].min(), latest["event_timestamp"].item()
+    feast_store.materialize(start, end)
+    register_lasso(BTC, ratio=0.98, features=feast_store.feature_names("price_model_v2"))
+    env = {"CANDLECAST_SERVE_FAMILIES": "lasso", "CANDLECAST_RELOAD_SECONDS": "0"}
+    with ExitStack() as stack:
+        replicas = [
+            stack.enter_context(serve_in_background(free_port(), env=env)) for _ in range(2)
+        ]
+        assert {c.predict(BTC, model="lasso").as_of for c in replicas} == {end}
+
+        pushed = next_hour(latest, 1.02)
+        feast_store.push_online(pushed, feast_store.get_store())  # once, as the live loop
+        for client in replicas:
+            answer = client.predict(BTC, model="lasso")
+            assert answer.as_of == pushed["event_timestamp"].item()
+            assert answer.current_price == pushed["close"].item()
+
+        redis_server.kill()
+        for client in replicas:
+            started = time.monotonic()
+            r = client.session.get(f"{client.base_url}/predict", params={"symbol": BTC})
+            assert time.monotonic() - started < OUTAGE_ANSWER_SECONDS
+            assert r.status_code == 503 and r.json()["error"] == "features_unavailable"
+
+        redis_server.start()
+        feast_store.materialize(start, end, feast_store.get_store())
+        assert {c.predict(BTC, model="lasso").as_of for c in replicas} == {end}

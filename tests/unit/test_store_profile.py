@@ -1,0 +1,112 @@
+"""The store profile: settings, the YAML each profile opens, and a Redis outage's mapping.
+
+No server here: building a Feast store connects to nothing, and the outage is a fake
+store raising what redis-py raises (the real one: tests/integration/features/
+test_redis_profile.py).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from candlecast import feast_store
+from candlecast.settings import PROJECT_ROOT, Settings, redis_connection_string
+
+
+def test_the_default_profile_is_local_sqlite_and_needs_no_redis(settings):
+    assert settings.store_profile == "local"
+    assert settings.feature_store_yaml == PROJECT_ROOT / "feature_repo" / "feature_store.yaml"
+    assert feast_store.get_store().config.online_store.type == "sqlite"
+
+
+def test_an_unknown_profile_is_refused_naming_the_variable_and_the_choices(monkeypatch):
+    monkeypatch.setenv("CANDLECAST_STORE_PROFILE", "redis")
+    with pytest.raises(ValidationError) as err:
+        Settings()
+    assert "CANDLECAST_STORE_PROFILE='redis'" in str(err.value)
+    assert "local or scale" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "connection"),
+    [
+        ("redis://127.0.0.1:6390/2", "127.0.0.1:6390,db=2"),
+        ("redis://cache", "cache:6379,db=0"),
+        ("redis://:s%40cret@cache:6380", "cache:6380,db=0,password=s@cret"),
+        ("rediss://app:pw@cache:6380/1", "cache:6380,db=1,username=app,password=pw,ssl=true"),
+    ],
+)
+def test_a_redis_url_becomes_feasts_connection_string(url, connection):
+    assert redis_connection_string(url) == connection
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("127.0.0.1:6379", "expected redis://"),
+        ("http://cache:6379", "expected redis://"),
+        ("redis://cache:6379/zero", "must be numbers"),
+        ("redis://:a,b@cache", "cannot carry"),
+        ("redis://[::1]:6379", "IPv6"),
+    ],
+)
+def test_a_redis_url_feast_could_not_use_is_refused_when_settings_load(monkeypatch, url, says):
+    monkeypatch.setenv("CANDLECAST_REDIS_URL", url)
+    with pytest.raises(ValidationError, match=says):
+        Settings()
+
+
+def test_the_scale_profile_opens_redis_at_the_url_with_bounded_waits(home, monkeypatch):
+    monkeypatch.setenv("CANDLECAST_STORE_PROFILE", "scale")
+    monkeypatch.setenv("CANDLECAST_REDIS_URL", "redis://127.0.0.1:6391/3")
+    from candlecast.settings import reset_settings
+
+    reset_settings()
+    store = feast_store.get_store()
+    online = store.config.online_store
+    assert online.type == "redis" and online.key_ttl_seconds is None and online.skip_dedup
+    nodes, params = type(store._get_provider().online_store)._parse_connection_string(
+        online.connection_string
+    )
+    assert nodes == [{"host": "127.0.0.1", "port": "6391"}]
+    assert params == {"db": 3, "socket_timeout": 1, "socket_connect_timeout": 1, "retry": None}
+    assert store.config.registry.path == str(home / "feast" / "registry.db")  # shared
+    assert feast_store.get_store("local").config.online_store.type == "sqlite"
+
+
+class DownStore:
+    """A Feast store whose online reads fail as redis-py's do when Redis is down."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.config = SimpleNamespace(online_store=SimpleNamespace(type="redis"))
+
+    def get_online_features(self, **_):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error", [RedisConnectionError("Connection refused"), RedisTimeoutError("Timeout reading")]
+)
+def test_a_redis_outage_is_features_unavailable_never_an_unexpected_error(settings, error):
+    from bentos.errors import FeaturesUnavailable
+    from bentos.features import FeatureSource
+
+    source = FeatureSource(DownStore(error))
+    source.reader = lambda service: feast_store.OnlineReader(["v:close"], source.store)
+    with pytest.raises(FeaturesUnavailable) as err:
+        source.live("BTC-USD", None)
+    assert err.value.status == 503 and err.value.code == "features_unavailable"
+    assert isinstance(err.value.__cause__, feast_store.OnlineStoreUnavailable)
+    assert "redis" in err.value.message and str(error) in err.value.message
+    assert source.changes.token() is None  # nothing cached: the next request reads again
+
+
+def test_other_errors_of_a_read_are_not_taken_for_an_outage(settings):
+    with pytest.raises(KeyError):
+        feast_store.OnlineReader(["v:close"], DownStore(KeyError("bug"))).read("BTC-USD")
