@@ -67,13 +67,16 @@ class FeatureSource:
 
         Features change once an hour, and an online read (~1 ms) is most of a request's
         own work. A read is reused while the online store's change token
-        (:class:`~candlecast.feast_store.OnlineChanges`, microseconds) is the one taken
-        just before it: the row it returned (with its event time) is then still the
-        store's. Any write, e.g. the next hour's push, changes the token, so the very
-        next request reads again. A failed read is not cached; a store without a cheap
-        token is read on every request.
+        (:class:`~candlecast.feast_store.OnlineChanges`: microseconds on SQLite, one
+        round trip on Redis) is the one taken just before it: the row it returned (with
+        its event time) is then still the store's. Any write, e.g. the next hour's push,
+        changes the token, so the very next request reads again. A failed read is not
+        cached; a store without a token is read on every request.
         """
-        token = self.changes.token()
+        try:
+            token = self.changes.token(symbol)
+        except OnlineStoreUnavailable as exc:
+            raise _unavailable(symbol, exc) from exc
         hit = self._hit(symbol, service, token)
         if hit is not None:
             return hit
@@ -86,9 +89,12 @@ class FeatureSource:
         """What :meth:`live` would return without reading the store, else None.
 
         Microseconds, so an event loop may call it; a None sends the caller to
-        :meth:`live` in a thread (an online read blocks).
+        :meth:`live` in a thread (an online read blocks). A token that needs the network
+        (Redis) is never asked for here: always None, so the loop never waits on it.
         """
-        return self._hit(symbol, service, self.changes.token())
+        if not self.changes.local:
+            return None
+        return self._hit(symbol, service, self.changes.token(symbol))
 
     def _hit(self, symbol: str, service: str | None, token: tuple | None):
         hit = self._cache.get((symbol, service))
@@ -110,10 +116,7 @@ class FeatureSource:
         try:
             read = self.reader(service).read(symbol)
         except OnlineStoreUnavailable as exc:
-            raise FeaturesUnavailable(
-                f"The online feature store is unavailable; try again shortly ({exc})",
-                symbol=symbol,
-            ) from exc
+            raise _unavailable(symbol, exc) from exc
         if read.event_timestamp is None:
             raise FeaturesUnavailable(
                 f"No online features for {symbol} ({service or PRICE_SERVICE}). Compute and "
@@ -142,6 +145,12 @@ class FeatureSource:
             return None
         values = {k: (None if _missing(v) else v) for k, v in frame.iloc[0].to_dict().items()}
         return FeatureRow(values, as_of)
+
+
+def _unavailable(symbol: str, exc: Exception) -> FeaturesUnavailable:
+    return FeaturesUnavailable(
+        f"The online feature store is unavailable; try again shortly ({exc})", symbol=symbol
+    )
 
 
 def _missing(value: Any) -> bool:

@@ -27,6 +27,9 @@ import pyarrow as pa
 from feast import FeatureService, FeatureStore
 from feast.data_source import PushMode
 from feast.errors import FeatureServiceNotFoundException
+from feast.infra.online_stores.helpers import _redis_key
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_operations import get_repo_files, parse_repo
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -268,31 +271,44 @@ class OnlineReader:
 
 
 class OnlineChanges:
-    """Tells, in microseconds, whether anything was written to the online store since.
+    """Tells, cheaply, whether a symbol's online rows were written since a read.
 
-    :meth:`token` is an opaque value that differs after any committed write, by any
-    writer: the hourly push, ``materialize``, the plain Feast CLI, another process.
-    For the SQLite online store it is SQLite's own ``PRAGMA data_version`` on a
-    read-only connection of ours (it changes whenever another connection commits;
-    ours never writes) together with the file's identity (a store deleted and
-    rewritten is a new file). A cache keyed by the token therefore never serves a row
-    older than the store's, and a pushed hour is seen by the very next request.
-    Other online stores give None, and callers read every time. Redis (the scale
-    profile) has no counter of writes to ask for: a probe would be a network round
-    trip all the same (most of what a one-entity read costs on loopback), and the
-    stand-ins (``INFO commandstats`` call counts, ``rdb_changes_since_last_save``)
-    are reset by ``CONFIG RESETSTAT`` or a save, so a token could repeat across a
-    write and serve an old row. Reading every request also means an outage is seen
-    by the very request it hits, never hidden behind a cached row.
+    :meth:`token` is an opaque value that differs after any write, by any writer: the
+    hourly push, ``materialize``, the plain Feast CLI, another process or replica. A
+    cache keyed by the token therefore never serves a row older than the store's, and
+    a pushed hour is seen by the very next request.
+
+    - SQLite (local profile): SQLite's own ``PRAGMA data_version`` on a read-only
+      connection of ours (it changes whenever another connection commits; ours never
+      writes) with the file's identity (a store deleted and rewritten is a new file).
+      Microseconds and no I/O beyond the file: :attr:`local`, an event loop may ask.
+    - Redis (scale profile): the symbol's whole Redis hash as stored (one ``HGETALL``,
+      one loopback round trip, a fraction of a Feast read's Python work). Every view of
+      the symbol lives in that one hash, so any write to it changes the token, also a
+      rewrite of the same hour. Redis has no write counter to ask instead (``INFO``'s
+      counts are reset by ``CONFIG RESETSTAT`` or a save, so a token could repeat across
+      a write). A network call: not :attr:`local`, and an outage raises
+      :class:`OnlineStoreUnavailable` on the request it hits, never hidden by a cache.
+      An absent hash gives None (nothing to cache).
+    - Any other online store gives None: callers read every time.
     """
 
     def __init__(self, store: FeatureStore) -> None:
         self.path = _sqlite_path(store)
+        self._redis = _RedisHashes(store) if _online_type(store) == "redis" else None
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
-    def token(self) -> tuple | None:
+    @property
+    def local(self) -> bool:
+        """Whether :meth:`token` stays on this host (no network wait: loop-safe)."""
+        return self._redis is None
+
+    def token(self, symbol: str | None = None) -> tuple | None:
+        """The change token of the store (SQLite) or of ``symbol``'s rows (Redis)."""
+        if self._redis is not None:
+            return None if symbol is None else self._redis.token(symbol)
         if self.path is None:
             return None
         with self._lock:
@@ -320,10 +336,32 @@ class OnlineChanges:
         self._conn, self._identity = None, None
 
 
+class _RedisHashes:
+    """The raw Redis hash of a symbol, read with Feast's own client and key."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+
+    def token(self, symbol: str) -> tuple | None:
+        config = self.store.config
+        entity = EntityKeyProto(join_keys=["symbol"], entity_values=[ValueProto(string_val=symbol)])
+        key = _redis_key(config.project, entity, config.entity_key_serialization_version)
+        client = self.store._get_provider().online_store._get_client(config.online_store)
+        try:
+            fields = client.hgetall(key)
+        except _OUTAGES as exc:
+            raise OnlineStoreUnavailable(f"The online store (redis) did not answer: {exc}") from exc
+        return ("redis", tuple(sorted(fields.items()))) if fields else None
+
+
+def _online_type(store: FeatureStore) -> str | None:
+    return getattr(store.config.online_store, "type", None)
+
+
 def _sqlite_path(store: FeatureStore) -> str | None:
     """The SQLite online store's file, or None for any other online store."""
     config = store.config
-    if getattr(config.online_store, "type", None) != "sqlite":
+    if _online_type(store) != "sqlite":
         return None
     path = Path(config.online_store.path)
     return str(path if path.is_absolute() else Path(config.repo_path) / path)

@@ -167,6 +167,33 @@ def test_two_replicas_on_one_redis_serve_a_hour_pushed_once(scale_home):
         assert values.values["log_return_1h"] == pushed["log_return_1h"].item()
 
 
+def test_a_redis_read_is_reused_until_any_writer_changes_the_symbols_hash(scale_home):
+    """The Redis change token: no second Feast read without a write; a push of the next
+    hour, and a rewrite of the same hour by another store (a recomputed row), are both
+    read on the next request; a symbol with no row is never cached."""
+    from bentos.features import FeatureSource
+
+    rows = FeatureDataset(get_settings().features_dir).read()
+    latest = rows[rows["symbol"] == BTC].iloc[[-1]]
+    feast_store.materialize(rows["event_timestamp"].min(), latest["event_timestamp"].item())
+    source = FeatureSource()
+    before = source.live(BTC, "price_model_v2")
+    assert source.live(BTC, "price_model_v2") is before  # no write: no second read
+
+    pushed = next_hour(latest, 1.01)
+    feast_store.push_online(pushed, feast_store.get_store())
+    after = source.live(BTC, "price_model_v2")
+    assert after[0].as_of == pushed["event_timestamp"].item().to_pydatetime()
+    assert source.live(BTC, "price_model_v2") is after
+
+    rewritten = pushed.assign(log_return_1h=0.5)  # the same hour, one value changed
+    feast_store.push_online(rewritten, feast_store.get_store())
+    again = source.live(BTC, "price_model_v2")
+    assert again[1].as_of == after[1].as_of and again[1].values["log_return_1h"] == 0.5
+    with pytest.raises(FeaturesUnavailable):
+        source.live("ETH-USD", "price_model_v2")  # no hash: read (and refused) every time
+
+
 def test_a_dead_redis_is_a_prompt_503_and_reads_recover_when_it_is_back(scale_home, redis_server):
     from bentos.features import FeatureSource
 
