@@ -129,10 +129,18 @@ def apply(profile: StoreProfile | None = None) -> FeatureStore:
 
 
 def ensure_applied() -> FeatureStore:
-    """The store, applying the repo first if this home has no registry yet."""
-    if not (get_settings().feast_dir / "registry.db").exists():
+    """The store, applying the repo first if this home has no registry yet.
+
+    Also when the profile's SQLite file is missing: a home applied only on the scale
+    profile (Redis) has the registry but not SQLite's tables.
+    """
+    store = get_store()
+    sqlite = _sqlite_path(store)
+    if not (get_settings().feast_dir / "registry.db").exists() or (
+        sqlite is not None and not Path(sqlite).exists()
+    ):
         return apply()
-    return get_store()
+    return store
 
 
 def materialize(start: datetime, end: datetime, store: FeatureStore | None = None) -> None:

@@ -273,3 +273,16 @@ def test_two_real_api_replicas_share_redis_and_ride_out_its_outage(scale_home, r
         redis_server.start()
         feast_store.materialize(start, end, feast_store.get_store())
         assert {c.predict(BTC, model="lasso").as_of for c in replicas} == {end}
+
+
+def test_a_home_applied_only_on_redis_gets_sqlites_tables_when_run_locally(scale_home, monkeypatch):
+    """The registry alone does not make SQLite ready: ``ensure_applied`` (the hourly
+    update's) applies again when the local profile's file is missing."""
+    (scale_home / "feast" / "online_store.db").unlink()  # as if applied on scale only
+    monkeypatch.setenv("CANDLECAST_STORE_PROFILE", "local")
+    reset_settings()
+    latest = FeatureDataset(get_settings().features_dir).read().iloc[[-1]]
+    store = feast_store.ensure_applied()
+    feast_store.push_online(latest, store)
+    online = feast_store.online_features(BTC, feast_store.PRICE_SERVICE, store)
+    assert online.event_timestamp == latest["event_timestamp"].item()
