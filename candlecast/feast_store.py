@@ -31,8 +31,6 @@ from feast.infra.online_stores.helpers import _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_operations import get_repo_files, parse_repo
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from candlecast import logs
 from candlecast.errors import BadInput
@@ -64,8 +62,22 @@ class OnlineStoreUnavailable(ConnectionError):  # noqa: N818 (an outage, not a b
     """
 
 
-#: What a Redis outage raises through Feast: refused or reset connections, timeouts.
-_OUTAGES = (RedisConnectionError, RedisTimeoutError)
+def _outages() -> tuple[type[Exception], ...]:
+    """What a Redis outage raises through Feast: refused or reset connections, timeouts.
+
+    None without the redis package: the local profile does not need it (the image's
+    bentofile installs ``feast[duckdb]`` alone), and a store that never talks to Redis
+    never raises its errors.
+    """
+    try:
+        from redis.exceptions import ConnectionError as RefusedError
+        from redis.exceptions import TimeoutError as StalledError
+    except ImportError:
+        return ()
+    return (RefusedError, StalledError)
+
+
+_OUTAGES = _outages()
 
 
 def get_store(profile: StoreProfile | None = None) -> FeatureStore:

@@ -7,6 +7,8 @@ test_redis_profile.py).
 
 from __future__ import annotations
 
+import ast
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -121,3 +123,24 @@ def test_a_redis_outage_is_features_unavailable_never_an_unexpected_error(settin
 def test_other_errors_of_a_read_are_not_taken_for_an_outage(settings):
     with pytest.raises(KeyError):
         feast_store.OnlineReader(["v:close"], DownStore(KeyError("bug"))).read("BTC-USD")
+
+
+def test_without_the_redis_package_no_error_is_taken_for_an_outage(monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis.exceptions", None)  # importing it raises
+    assert feast_store._outages() == ()
+
+
+@pytest.mark.parametrize("package", ["candlecast", "bentos", "ingestion", "training"])
+def test_nothing_imports_redis_at_module_level(package):
+    """The image's bentofile installs feast[duckdb] alone: the local profile must import
+    without the redis package (a subprocess proving it costs Feast's ~10 s import)."""
+    for path in (PROJECT_ROOT / package).glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(n.split(".")[0] == "redis" for n in names), path
