@@ -40,7 +40,7 @@ def test_bento_has_dockerfile_and_pinned_requirements(bento):
         assert f"ENV {env}=" in dockerfile, env
     assert "./env/docker/script__" in dockerfile  # deploy/image_setup.sh: the volume mount point
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
-    for pin in ("tensorflow-cpu==2.21.0", "bentoml==1.4.39", "feast==0.67.0"):
+    for pin in ("tensorflow-cpu==2.21.0", "bentoml==1.4.39", "feast==0.67.0", "redis==7.4.1"):
         assert pin in requirements.splitlines()  # the CPU build: 1.1 GB installed, not 1.4
 
 
@@ -61,6 +61,7 @@ def test_bento_source_is_the_explicit_include_list(bento):
     for needed in (
         "bentos/service.py",
         "feature_repo/feature_store.yaml",
+        "feature_repo/feature_store.scale.yaml",  # the Redis profile runs in the image too
         "candlecast/settings.py",
         "deploy/live.py",  # the ingest service runs `python -m candlecast live`
         "training/retrain.py",  # which retrains
