@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,13 @@ REPOSITORY_PATTERN = re.compile(
 )
 MIN_SECRET_BYTES = 32
 MAX_BODY_BYTES = 64 * 1024
+#: ``docker compose`` (the v2 plugin, as on a current Pi); ``docker-compose`` for legacy 1.29.
+DEFAULT_COMPOSE = ("docker", "compose")
+#: Variables that ``compose.yaml`` interpolates (``${NAME}``, ``${NAME:-default}``, …), but not
+#: ``$${NAME}``, compose's escape for a literal ``$``.
+_COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{(CANDLECAST_[A-Z0-9_]+)")
+#: Never handed to compose nor recorded: the deployer's own settings, the secret among them.
+_DEPLOYER_PREFIX = "CANDLECAST_DEPLOY_"
 
 
 class ConfigError(Exception):
@@ -41,6 +49,12 @@ class DeployConfig:
     ready_timeout: float = 300.0
     poll_interval: float = 2.0
     health_service: str = "api"
+    #: argv prefix of the compose command, from ``CANDLECAST_DEPLOY_COMPOSE`` (shlex-split).
+    compose_command: tuple[str, ...] = DEFAULT_COMPOSE
+    #: The ``CANDLECAST_*`` settings compose.yaml reads (e.g. ``CANDLECAST_API_PORT``) that
+    #: the deployer's environment sets: passed to every compose call and kept in the state
+    #: file, so a reboot starts the stack exactly as the last deployment did.
+    compose_env: Mapping[str, str] = field(default_factory=dict)
 
 
 def _require(env: Mapping[str, str], name: str, hint: str) -> str:
@@ -48,6 +62,32 @@ def _require(env: Mapping[str, str], name: str, hint: str) -> str:
     if not value:
         raise ConfigError(f"{name} is not set: {hint}")
     return value
+
+
+def compose_variables(compose_file: Path) -> set[str]:
+    """The ``CANDLECAST_*`` names ``compose_file`` interpolates (none if it is unreadable).
+
+    Read from the file itself so that a setting added to compose.yaml is passed and recorded
+    without a list here to keep in step; the image ref and the deployer's own variables are
+    left out (the deployer sets the one, the other never reaches compose).
+    """
+    try:
+        text = compose_file.read_text()
+    except OSError:
+        return set()
+    names = set(_COMPOSE_VARIABLE.findall(text)) - {"CANDLECAST_IMAGE_REF"}
+    return {name for name in names if not name.startswith(_DEPLOYER_PREFIX)}
+
+
+def parse_compose_command(value: str) -> tuple[str, ...]:
+    """``"docker-compose"`` -> ``("docker-compose",)``: shlex words, never a shell string."""
+    try:
+        argv = tuple(shlex.split(value))
+    except ValueError as exc:
+        raise ConfigError(f"CANDLECAST_DEPLOY_COMPOSE={value!r}: {exc}") from None
+    if not argv:
+        raise ConfigError("CANDLECAST_DEPLOY_COMPOSE is empty: e.g. `docker compose`")
+    return argv
 
 
 def load_config(env: Mapping[str, str] | None = None) -> DeployConfig:
@@ -70,12 +110,28 @@ def load_config(env: Mapping[str, str] | None = None) -> DeployConfig:
         ready_timeout = float(timeout)
     except ValueError:
         raise ConfigError(f"CANDLECAST_DEPLOY_READY_TIMEOUT={timeout!r} is not a number") from None
+    compose_env = {
+        name: env[name] for name in sorted(compose_variables(Path(compose))) if name in env
+    }
+    for name, value in compose_env.items():
+        if "\n" in value or "\r" in value:
+            raise ConfigError(f"{name} contains a line break")
     return DeployConfig(
         secret=secret,
         repository=repository,
         compose_file=Path(compose),
         project=env.get("CANDLECAST_DEPLOY_PROJECT", "candlecast"),
         state_file=Path(env.get("CANDLECAST_DEPLOY_STATE_FILE", DeployConfig.state_file)),
-        readyz_url=env.get("CANDLECAST_DEPLOY_READYZ_URL", DeployConfig.readyz_url),
+        readyz_url=env.get("CANDLECAST_DEPLOY_READYZ_URL", _default_readyz(compose_env)),
         ready_timeout=ready_timeout,
+        compose_command=parse_compose_command(
+            env.get("CANDLECAST_DEPLOY_COMPOSE", "docker compose")
+        ),
+        compose_env=compose_env,
     )
+
+
+def _default_readyz(compose_env: Mapping[str, str]) -> str:
+    """``/readyz`` on the port compose gives the API (``CANDLECAST_API_PORT``, default 3000)."""
+    port = compose_env.get("CANDLECAST_API_PORT")
+    return DeployConfig.readyz_url if not port else f"http://127.0.0.1:{port}/readyz"

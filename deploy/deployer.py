@@ -3,6 +3,13 @@
 Every command is an argument list (never a shell string), so nothing in a request can be
 interpreted by a shell. The deployer never leaves the Pi without a working service when it can
 help it: if the new image does not become ready, the digest that ran before is started again.
+
+A deployment takes minutes (a pull, then up to ``ready_timeout`` for ``/readyz``), longer than
+a proxy or CI keeps a request open, so the webhook starts it with :meth:`Deployer.submit`,
+which returns at once, and reports it from :meth:`Deployer.status`.
+
+Compose sees only the variables the deployer sets (the image ref and ``config.compose_env``),
+and the state file records exactly those: ``deploy.boot`` starts the same stack from it alone.
 """
 
 from __future__ import annotations
@@ -10,12 +17,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deploy.config import DeployConfig
@@ -24,9 +36,18 @@ logger = logging.getLogger("candlecast.deploy")
 
 #: Variable that ``deploy/pi/compose.yaml`` reads for the image of every service.
 IMAGE_REF_VAR = "CANDLECAST_IMAGE_REF"
+#: State-file entries that say how to run compose (for ``deploy.boot``), not compose variables.
+COMPOSE_VAR, PROJECT_VAR, COMPOSE_FILE_VAR = (
+    "CANDLECAST_DEPLOY_COMPOSE",
+    "CANDLECAST_DEPLOY_PROJECT",
+    "CANDLECAST_DEPLOY_COMPOSE_FILE",
+)
 PULL_TIMEOUT_SECONDS = 1800.0
 STEP_TIMEOUT_SECONDS = 300.0
-_SECRET_VARS = ("CANDLECAST_DEPLOY_SECRET",)
+#: Deployments whose status the deployer remembers (in memory; a restart forgets them).
+KEEP_DEPLOYMENTS = 50
+#: Terminal states; before them a deployment is "queued", then "running".
+OUTCOMES = ("deployed", "rolled_back", "rollback_failed", "failed")
 
 
 class DeployInProgressError(Exception):
@@ -72,12 +93,73 @@ def wait_ready(url: str, timeout: float, interval: float) -> bool:
         time.sleep(min(interval, remaining))
 
 
-def write_state(path: Path, ref: str) -> None:
-    """Atomically record the image ref compose starts on boot (the systemd unit reads it)."""
+def write_state(path: Path, variables: Mapping[str, str]) -> None:
+    """Atomically write ``NAME=value`` lines: a reboot reads either the old or the new file.
+
+    The temporary file is flushed to disk before the rename, so a power cut (a Pi's usual
+    "reboot") cannot leave an empty state file behind a successful deployment.
+    """
+    for name, value in variables.items():
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"{name}: a state-file value cannot contain a line break")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{IMAGE_REF_VAR}={ref}\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    lines = "".join(f"{name}={value}\n" for name, value in variables.items())
+    with open(tmp, "w") as handle:
+        handle.write("# Written by the candlecast deployer after each deployment; read on boot.\n")
+        handle.write(lines)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def read_state(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of a state file (comments and blank lines skipped)."""
+    entries: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            entries[name.strip()] = value
+    return entries
+
+
+def compose_process_env(variables: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without any ``CANDLECAST_*`` (the secret among them), plus
+    ``variables``: compose sees the same settings when deploying and when booting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLECAST_")}
+    return {**env, **variables}
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Deployment:
+    """One requested deployment, as ``GET /deployments/<id>`` reports it."""
+
+    id: str
+    target: str
+    status: str = "queued"  # "queued" | "running" | one of OUTCOMES
+    requested_at: str = field(default_factory=utc_now_iso)
+    started_at: str | None = None
+    finished_at: str | None = None
+    result: DeployResult | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """Always the same keys; the DeployResult fields are null until the outcome is known."""
+        result = self.result or DeployResult(outcome="", target=self.target)
+        fields = {**asdict(result), "outcome": result.outcome or None}
+        if self.result is None:
+            fields["duration_seconds"] = None
+        times = {"requested_at": self.requested_at, "started_at": self.started_at}
+        return {
+            "id": self.id,
+            "status": self.status,
+            **fields,
+            **times,
+            "finished_at": self.finished_at,
+        }
 
 
 class Deployer:
@@ -87,21 +169,64 @@ class Deployer:
         self.config = config
         self.docker = docker
         self._lock = threading.Lock()
+        self._records_lock = threading.Lock()
+        self._records: OrderedDict[str, Deployment] = OrderedDict()
 
     def deploy(self, image: str, tag: str) -> DeployResult:
-        """Deploy ``image:tag``; raise DeployInProgressError if a deployment is running."""
+        """Deploy ``image:tag`` and wait; raise DeployInProgressError if one is running."""
+        deployment = self._claim(image, tag)
+        self._run_deployment(deployment)
+        assert deployment.result is not None
+        return deployment.result
+
+    def submit(self, image: str, tag: str) -> Deployment:
+        """Start deploying ``image:tag`` in a background thread and return at once.
+
+        Raises DeployInProgressError (before any thread starts) if a deployment is running.
+        """
+        deployment = self._claim(image, tag)
+        worker = threading.Thread(
+            target=self._run_deployment, args=(deployment,), name=f"deploy-{deployment.id}"
+        )
+        worker.daemon = True  # a stopping deployer does not wait for a pull
+        worker.start()
+        return deployment
+
+    def status(self, deployment_id: str) -> dict[str, object] | None:
+        """The record of ``deployment_id`` ("latest": the newest), or None if unknown."""
+        with self._records_lock:
+            if deployment_id == "latest":
+                record = next(reversed(self._records.values()), None)
+            else:
+                record = self._records.get(deployment_id)
+            return None if record is None else record.to_dict()
+
+    def _claim(self, image: str, tag: str) -> Deployment:
+        """Take the lock and register a queued deployment; the lock is released when it ends."""
         if not self._lock.acquire(blocking=False):
             raise DeployInProgressError("a deployment is already running")
+        deployment = Deployment(id=uuid.uuid4().hex[:16], target=f"{image}:{tag}")
+        with self._records_lock:
+            self._records[deployment.id] = deployment
+            while len(self._records) > KEEP_DEPLOYMENTS:
+                self._records.popitem(last=False)
+        return deployment
+
+    def _run_deployment(self, deployment: Deployment) -> None:
+        """Run a claimed deployment to its outcome, log one line, release the lock."""
         started = time.monotonic()
+        with self._records_lock:
+            deployment.status, deployment.started_at = "running", utc_now_iso()
         try:
-            result = self._deploy(f"{image}:{tag}")
+            result = self._deploy(deployment.target)
         except Exception as exc:  # e.g. the state file is not writable: still log one line
-            result = DeployResult("failed", f"{image}:{tag}", error=f"internal error: {exc!r}")
-        finally:
-            self._lock.release()
+            result = DeployResult("failed", deployment.target, error=f"internal error: {exc!r}")
         result.duration_seconds = round(time.monotonic() - started, 3)
-        logger.info(json.dumps(result.to_dict(), sort_keys=True))
-        return result
+        with self._records_lock:
+            deployment.result, deployment.finished_at = result, utc_now_iso()
+            deployment.status = result.outcome
+        logger.info(json.dumps({**result.to_dict(), "id": deployment.id}, sort_keys=True))
+        self._lock.release()
 
     def _deploy(self, target: str) -> DeployResult:
         try:
@@ -113,7 +238,7 @@ class Deployer:
             self._start(target)
         except StepFailedError as exc:
             return self._rollback(target, previous, str(exc))
-        write_state(self.config.state_file, target)
+        self.record(target)
         return DeployResult("deployed", target, previous=previous)
 
     def _start(self, ref: str) -> None:
@@ -131,12 +256,26 @@ class Deployer:
         try:
             self._start(previous)
         except StepFailedError as exc:
-            write_state(self.config.state_file, previous)
+            self.record(previous)
             return DeployResult(
                 "rollback_failed", target, previous, previous, f"{error}; rollback: {exc}"
             )
-        write_state(self.config.state_file, previous)
+        self.record(previous)
         return DeployResult("rolled_back", target, previous, previous, error)
+
+    def compose_variables(self, ref: str) -> dict[str, str]:
+        """Everything compose reads for ``ref``: the image ref and the configured settings."""
+        return {IMAGE_REF_VAR: ref, **self.config.compose_env}
+
+    def record(self, ref: str) -> None:
+        """Write the state file: what compose ran ``ref`` with, and how to run compose."""
+        config = self.config
+        how = {
+            COMPOSE_VAR: shlex.join(config.compose_command),
+            PROJECT_VAR: config.project,
+            COMPOSE_FILE_VAR: str(config.compose_file),
+        }
+        write_state(config.state_file, {**self.compose_variables(ref), **how})
 
     def running_ref(self, target: str) -> str | None:
         """The repo digest (``repo@sha256:…``) of the running service, or None if none runs."""
@@ -155,16 +294,13 @@ class Deployer:
 
     def _compose(self, *args: str) -> list[str]:
         config = self.config
-        head = [self.docker, "compose", "--project-name", config.project]
-        return [*head, "--file", str(config.compose_file), *args]
+        return compose_argv(config.compose_command, config.project, config.compose_file, *args)
 
     def _run(
         self, argv: list[str], ref: str | None = None, timeout: float = STEP_TIMEOUT_SECONDS
     ) -> str:
         """Run ``argv`` without a shell and without the deploy secret in its environment."""
-        env = {k: v for k, v in os.environ.items() if k not in _SECRET_VARS}
-        if ref is not None:
-            env[IMAGE_REF_VAR] = ref
+        env = compose_process_env(self.compose_variables(ref) if ref is not None else {})
         try:
             proc = subprocess.run(
                 argv, capture_output=True, text=True, env=env, timeout=timeout, check=False
@@ -175,3 +311,10 @@ class Deployer:
             detail = (proc.stderr or proc.stdout).strip()[-400:]
             raise StepFailedError(f"`{' '.join(argv)}` exited {proc.returncode}: {detail}")
         return proc.stdout
+
+
+def compose_argv(
+    command: tuple[str, ...], project: str, compose_file: Path, *args: str
+) -> list[str]:
+    """``<compose> --project-name P --file F args…``: the same for v2 and docker-compose 1.29."""
+    return [*command, "--project-name", project, "--file", str(compose_file), *args]

@@ -1,7 +1,12 @@
 """``python -m deploy.webhook``: the Pi's deploy endpoint, ``POST /hooks/deploy``.
 
 Order of checks: size (413, before reading anything), signature and replay (401), payload
-(400), lock (409), then the deployment itself (200, or 500 with what was rolled back).
+(400), lock (409), then 202 with the deployment's id: the deployment runs in a background
+thread (a pull and the wait for ``/readyz`` take minutes, longer than proxies keep a request
+open). ``GET /deployments/<id>`` (or ``/deployments/latest``) reports it: ``queued``,
+``running``, then ``deployed`` / ``rolled_back`` / ``rollback_failed`` / ``failed`` with what
+was rolled back. A status request is signed too, over ``"<timestamp>.GET <path>"``, so an
+unsigned caller learns nothing (not even the repository).
 The secret is read from the environment only; it never appears in a URL, a response or a log.
 
 Standard library only (argparse rather than typer): the deployer runs on the Pi host with the
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +28,8 @@ from deploy.config import MAX_BODY_BYTES, TAG_PATTERN, ConfigError, DeployConfig
 from deploy.deployer import Deployer, DeployInProgressError
 
 DEPLOY_PATH = "/hooks/deploy"
+STATUS_PREFIX = "/deployments/"
+_STATUS_PATH = re.compile(r"/deployments/(latest|[0-9a-f]{16})")
 logger = logging.getLogger("candlecast.webhook")
 
 
@@ -51,6 +59,11 @@ def parse_request(body: bytes, repository: str) -> tuple[str, str]:
     return image, tag
 
 
+def status_message(path: str) -> bytes:
+    """What a status request's signature covers: its method and path (it has no body)."""
+    return b"GET " + path.encode("utf-8", errors="replace")
+
+
 class DeployServer(ThreadingHTTPServer):
     """HTTP server holding the config, the deployer and the replay memory."""
 
@@ -62,10 +75,18 @@ class DeployServer(ThreadingHTTPServer):
         self.deployer = deployer
         self.guard = ReplayGuard()
 
-    def authenticate(self, timestamp: str | None, signature: str | None, body: bytes) -> None:
+    def authenticate(
+        self, timestamp: str | None, signature: str | None, body: bytes, once: bool = True
+    ) -> None:
+        """Check the signature; ``once``: refuse a signature already used (a replayed deploy).
+
+        Status reads pass ``once=False``: a replayed read only shows what its sender saw, and
+        a poller may ask twice within the same second (the same timestamp, so signature).
+        """
         try:
             verify(self.config.secret, timestamp, signature, body)
-            self.guard.check_and_remember(signature or "")
+            if once:
+                self.guard.check_and_remember(signature or "")
         except AuthError as exc:
             message = "invalid or missing signature"
             raise RejectedError(HTTPStatus.UNAUTHORIZED, message, str(exc)) from None
@@ -88,20 +109,37 @@ class DeployHandler(BaseHTTPRequestHandler):
                 self.headers.get(TIMESTAMP_HEADER), self.headers.get(SIGNATURE_HEADER), body
             )
             image, tag = parse_request(body, self.server.config.repository)
-            result = self.server.deployer.deploy(image, tag)
+            deployment = self.server.deployer.submit(image, tag)
         except RejectedError as exc:
             self._log_rejection(exc.status, exc.reason)
             return self._reply(exc.status, {"error": exc.message})
         except DeployInProgressError as exc:
             self._log_rejection(HTTPStatus.CONFLICT, str(exc))
             return self._reply(HTTPStatus.CONFLICT, {"error": str(exc)})
-        status = HTTPStatus.OK if result.ok else HTTPStatus.INTERNAL_SERVER_ERROR
-        self._reply(status, result.to_dict())
+        status_url = STATUS_PREFIX + deployment.id
+        accepted = {**deployment.to_dict(), "status_url": status_url}
+        self._reply(HTTPStatus.ACCEPTED, accepted, location=status_url)
 
     def do_GET(self) -> None:
         if self.path == DEPLOY_PATH:
             return self._reply(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST"})
-        self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
+        if not self.path.startswith(STATUS_PREFIX):
+            return self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
+        try:
+            self.server.authenticate(
+                self.headers.get(TIMESTAMP_HEADER),
+                self.headers.get(SIGNATURE_HEADER),
+                status_message(self.path),
+                once=False,
+            )
+        except RejectedError as exc:
+            self._log_rejection(exc.status, exc.reason)
+            return self._reply(exc.status, {"error": exc.message})
+        match = _STATUS_PATH.fullmatch(self.path)
+        record = self.server.deployer.status(match.group(1)) if match else None
+        if record is None:
+            return self._reply(HTTPStatus.NOT_FOUND, {"error": "no such deployment"})
+        self._reply(HTTPStatus.OK, record)
 
     def _read_body(self) -> bytes:
         """Read exactly Content-Length bytes, refusing oversized bodies before reading them."""
@@ -121,11 +159,15 @@ class DeployHandler(BaseHTTPRequestHandler):
             raise RejectedError(HTTPStatus.BAD_REQUEST, "body shorter than Content-Length")
         return body
 
-    def _reply(self, status: HTTPStatus, payload: dict[str, object]) -> None:
+    def _reply(
+        self, status: HTTPStatus, payload: dict[str, object], location: str | None = None
+    ) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if location:
+            self.send_header("Location", location)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -155,8 +197,9 @@ def serve(host: str, port: int, config: DeployConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m deploy.webhook",
-        description="Serve POST /hooks/deploy: verify the HMAC signature, then deploy the image "
-        "with docker compose and roll back if it does not become ready. Configured by "
+        description="Serve POST /hooks/deploy: verify the HMAC signature, answer 202, then "
+        "deploy the image with docker compose (or CANDLECAST_DEPLOY_COMPOSE) and roll back if "
+        "it does not become ready; GET /deployments/<id> reports it. Configured by "
         "CANDLECAST_DEPLOY_* environment variables (secret, image, compose file).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
