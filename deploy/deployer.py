@@ -192,6 +192,13 @@ class Deployer:
         worker.start()
         return deployment
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no deployment runs (tests, and a deployer that stops cleanly)."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
     def status(self, deployment_id: str) -> dict[str, object] | None:
         """The record of ``deployment_id`` ("latest": the newest), or None if unknown."""
         with self._records_lock:

@@ -9,9 +9,11 @@ import sys
 
 import pytest
 
+from candlecast.settings import PROJECT_ROOT
 from deploy import auth
 from deploy.auth import AuthError, ReplayGuard, sign, signed_headers, verify
-from deploy.config import TAG_PATTERN, ConfigError, load_config
+from deploy.config import TAG_PATTERN, ConfigError, compose_variables, load_config
+from deploy.deployer import read_state, write_state
 
 SECRET = b"s" * 40
 BODY = b'{"image":"ghcr.io/acme/candlecast","tag":"sha-0123abc"}'
@@ -126,11 +128,63 @@ def test_config_reads_environment_and_hides_secret() -> None:
         ({"CANDLECAST_DEPLOY_IMAGE": "Ghcr.io/Acme"}, "not an image repository"),
         ({"CANDLECAST_DEPLOY_COMPOSE_FILE": ""}, "COMPOSE_FILE is not set"),
         ({"CANDLECAST_DEPLOY_READY_TIMEOUT": "soon"}, "not a number"),
+        ({"CANDLECAST_DEPLOY_COMPOSE": "  "}, "CANDLECAST_DEPLOY_COMPOSE is empty"),
+        ({"CANDLECAST_DEPLOY_COMPOSE": "docker 'compose"}, "CANDLECAST_DEPLOY_COMPOSE="),
     ],
 )
 def test_config_errors_name_the_variable(override: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config({**BASE_ENV, **override})
+
+
+def test_compose_command_defaults_to_the_v2_plugin_and_is_split_without_a_shell() -> None:
+    assert load_config(BASE_ENV).compose_command == ("docker", "compose")
+    legacy = load_config({**BASE_ENV, "CANDLECAST_DEPLOY_COMPOSE": "docker-compose"})
+    assert legacy.compose_command == ("docker-compose",)
+    odd = load_config({**BASE_ENV, "CANDLECAST_DEPLOY_COMPOSE": "'/opt/my tools/dc' --ansi never"})
+    assert odd.compose_command == ("/opt/my tools/dc", "--ansi", "never")
+    injected = load_config({**BASE_ENV, "CANDLECAST_DEPLOY_COMPOSE": "docker compose; reboot"})
+    assert injected.compose_command == ("docker", "compose;", "reboot")  # words, not a script
+
+
+def test_compose_settings_are_the_candlecast_variables_compose_yaml_reads(tmp_path) -> None:
+    """The real compose file: its settings, never the image ref or the deployer's own."""
+    real = PROJECT_ROOT / "deploy" / "pi" / "compose.yaml"
+    names = compose_variables(real)
+    assert {"CANDLECAST_API_PORT", "CANDLECAST_COINBASE_URL"} <= names
+    assert "CANDLECAST_IMAGE_REF" not in names
+    assert not any(name.startswith("CANDLECAST_DEPLOY_") for name in names)
+    env = {
+        **BASE_ENV,
+        "CANDLECAST_DEPLOY_COMPOSE_FILE": str(real),
+        "CANDLECAST_API_PORT": "3100",
+        "CANDLECAST_HOME": "/not/a/compose/variable",
+    }
+    config = load_config(env)
+    assert config.compose_env == {"CANDLECAST_API_PORT": "3100"}
+    assert config.readyz_url == "http://127.0.0.1:3100/readyz"  # follows the API's port
+    explicit = load_config({**env, "CANDLECAST_DEPLOY_READYZ_URL": "http://127.0.0.1:9/readyz"})
+    assert explicit.readyz_url == "http://127.0.0.1:9/readyz"
+    escaped = tmp_path / "compose.yaml"
+    escaped.write_text("a: $${CANDLECAST_LITERAL}\nb: ${CANDLECAST_X:-1}\n")
+    assert compose_variables(escaped) == {"CANDLECAST_X"}
+    assert compose_variables(tmp_path / "missing.yaml") == set()
+
+
+def test_state_file_is_replaced_atomically_and_read_back(tmp_path) -> None:
+    state = tmp_path / "var" / "deploy.env"
+    write_state(
+        state, {"CANDLECAST_IMAGE_REF": "r:1", "CANDLECAST_DEPLOY_COMPOSE": "docker compose"}
+    )
+    write_state(state, {"CANDLECAST_IMAGE_REF": "r@sha256:ab", "CANDLECAST_API_PORT": "3100"})
+    assert read_state(state) == {
+        "CANDLECAST_IMAGE_REF": "r@sha256:ab",
+        "CANDLECAST_API_PORT": "3100",
+    }
+    assert sorted(p.name for p in state.parent.iterdir()) == ["deploy.env"]  # no temp file left
+    with pytest.raises(ValueError, match="line break"):
+        write_state(state, {"CANDLECAST_API_PORT": "1\nCANDLECAST_IMAGE_REF=evil"})
+    assert read_state(state)["CANDLECAST_IMAGE_REF"] == "r@sha256:ab"
 
 
 def test_server_refuses_to_start_without_secret() -> None:

@@ -5,6 +5,7 @@ Each rejection must leave docker untouched, and the secret must never reach a lo
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from deploy.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
+from deploy.webhook import status_message
 from tests.fakes.deploy_rig import (
     REPOSITORY,
     SECRET,
@@ -69,12 +71,40 @@ def test_stale_or_future_timestamp_is_401(rig: Rig, age: int) -> None:
 
 
 def test_same_signed_request_twice_is_a_replay(rig: Rig) -> None:
+    rig.docker.slow("pull", 0.5)  # the replay arrives while the first deployment runs
     body = json.dumps(GOOD).encode()
     headers = _headers(body, **signed_headers(SECRET, body))
-    assert http_post(rig.address, body, headers)[0] == 200
+    status, accepted = http_post(rig.address, body, headers)
+    assert status == 202 and accepted["status"] in ("queued", "running")
+    assert http_post(rig.address, body, headers)[0] == 401  # not 409: refused before the lock
+    _wait_finished(rig, accepted["status_url"])
     calls = len(rig.docker.calls())
     assert http_post(rig.address, body, headers)[0] == 401
     assert len(rig.docker.calls()) == calls
+
+
+def _wait_finished(rig: Rig, path: str) -> None:
+    """Poll the signed status until the deployment ends, so teardown finds it idle."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection(*rig.address, timeout=30)
+        connection.request("GET", path, headers=signed_headers(SECRET, status_message(path)))
+        record = json.loads(connection.getresponse().read())
+        connection.close()
+        if record["status"] not in ("queued", "running"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} still running after 30 s")
+
+
+def test_status_paths_are_refused_unsigned_before_anything_is_looked_up(rig: Rig) -> None:
+    for path in ("/deployments/latest", "/deployments/" + "a" * 16, "/deployments/x"):
+        connection = http.client.HTTPConnection(*rig.address, timeout=30)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        assert response.status == 401
+        assert json.loads(response.read()) == {"error": "invalid or missing signature"}
+        connection.close()
 
 
 def test_signature_over_another_timestamp_is_401(rig: Rig) -> None:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from candlecast.settings import PROJECT_ROOT
-from deploy import image
+from deploy import boot, image
 from deploy.config import DeployConfig
 from deploy.deployer import IMAGE_REF_VAR
 
@@ -141,11 +141,23 @@ def test_compose_api_health_check_and_thread_caps(compose: dict) -> None:
     api = compose["services"]["api"]
     assert "/readyz" in " ".join(api["healthcheck"]["test"])
     assert api["healthcheck"]["start_period"]
-    assert api["ports"] == ["${CANDLECAST_API_PORT:-3000}:3000"]
+    # Host networking (the only mode on a bridge-less engine): no `ports:`, which
+    # docker-compose 1.29 refuses next to it; the API binds CANDLECAST_API_PORT itself, and
+    # the healthcheck follows that port as the image's own HEALTHCHECK does.
+    assert "ports" not in api
+    assert api["environment"]["BENTOML_PORT"] == "${CANDLECAST_API_PORT:-3000}"
+    assert "BENTOML_PORT" in " ".join(api["healthcheck"]["test"])
     assert DeployConfig.readyz_url == "http://127.0.0.1:3000/readyz"
     threads = {k: int(v) for k, v in api["environment"].items() if k.endswith("_THREADS")}
     assert {"TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"} <= set(threads)
-    assert max(threads.values()) <= api["cpus"]
+    default_cpus = float(api["cpus"].removeprefix("${CANDLECAST_API_CPUS:-").removesuffix("}"))
+    assert max(threads.values()) <= default_cpus
+
+
+def test_every_compose_service_uses_host_networking(compose: dict) -> None:
+    for service in compose["services"].values():
+        assert service["network_mode"] == "host"
+        assert "ports" not in service
 
 
 def test_ingest_runs_the_live_loop_with_a_heartbeat_healthcheck(compose: dict) -> None:
@@ -175,9 +187,12 @@ def test_compose_unit_starts_the_stack_on_boot_with_the_recorded_image() -> None
     unit = _unit(PI / "candlecast-compose.service")
     compose_file = f"{PI_CHECKOUT}/deploy/pi/compose.yaml"
     (start,) = unit["ExecStart"]
-    assert start.startswith("/usr/bin/docker compose --project-name candlecast")
-    assert f"--file {compose_file} up -d" in start
-    assert unit["EnvironmentFile"] == [str(DeployConfig.state_file)]
+    # From the state file alone (image ref, compose settings, compose command): deploy.boot.
+    assert start == f"/usr/bin/python3 -m deploy.boot --state-file {DeployConfig.state_file} up"
+    assert unit["WorkingDirectory"] == [PI_CHECKOUT]
+    assert unit["ConditionPathExists"] == [str(DeployConfig.state_file)]
+    assert "EnvironmentFile" not in unit
+    assert compose_file == str(boot.DEFAULT_COMPOSE_FILE).replace(str(PROJECT_ROOT), PI_CHECKOUT)
     assert unit["Restart"] == ["on-failure"]
     assert unit["WantedBy"] == ["multi-user.target"]
     assert "docker.service" in unit["Requires"][0]
