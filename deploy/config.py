@@ -47,6 +47,9 @@ class DeployConfig:
     state_file: Path = Path("/var/lib/candlecast/deploy.env")
     readyz_url: str = "http://127.0.0.1:3000/readyz"
     ready_timeout: float = 300.0
+    #: How long the image that ran before gets to be ready again (None: ``ready_timeout``).
+    #: It is known to work, so a short ``ready_timeout`` for new images need not cut it off.
+    rollback_timeout: float | None = None
     poll_interval: float = 2.0
     health_service: str = "api"
     #: argv prefix of the compose command, from ``CANDLECAST_DEPLOY_COMPOSE`` (shlex-split).
@@ -55,6 +58,10 @@ class DeployConfig:
     #: the deployer's environment sets: passed to every compose call and kept in the state
     #: file, so a reboot starts the stack exactly as the last deployment did.
     compose_env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def rollback_ready_timeout(self) -> float:
+        return self.ready_timeout if self.rollback_timeout is None else self.rollback_timeout
 
 
 def _require(env: Mapping[str, str], name: str, hint: str) -> str:
@@ -105,11 +112,9 @@ def load_config(env: Mapping[str, str] | None = None) -> DeployConfig:
     if not REPOSITORY_PATTERN.fullmatch(repository):
         raise ConfigError(f"CANDLECAST_DEPLOY_IMAGE={repository!r} is not an image repository")
     compose = _require(env, "CANDLECAST_DEPLOY_COMPOSE_FILE", "path of deploy/pi/compose.yaml")
-    timeout = env.get("CANDLECAST_DEPLOY_READY_TIMEOUT", "300")
-    try:
-        ready_timeout = float(timeout)
-    except ValueError:
-        raise ConfigError(f"CANDLECAST_DEPLOY_READY_TIMEOUT={timeout!r} is not a number") from None
+    ready_timeout = _seconds(env, "CANDLECAST_DEPLOY_READY_TIMEOUT", "300")
+    rollback = env.get("CANDLECAST_DEPLOY_ROLLBACK_TIMEOUT", "").strip()
+    rollback_timeout = _seconds(env, "CANDLECAST_DEPLOY_ROLLBACK_TIMEOUT") if rollback else None
     compose_env = {
         name: env[name] for name in sorted(compose_variables(Path(compose))) if name in env
     }
@@ -124,11 +129,20 @@ def load_config(env: Mapping[str, str] | None = None) -> DeployConfig:
         state_file=Path(env.get("CANDLECAST_DEPLOY_STATE_FILE", DeployConfig.state_file)),
         readyz_url=env.get("CANDLECAST_DEPLOY_READYZ_URL", _default_readyz(compose_env)),
         ready_timeout=ready_timeout,
+        rollback_timeout=rollback_timeout,
         compose_command=parse_compose_command(
             env.get("CANDLECAST_DEPLOY_COMPOSE", "docker compose")
         ),
         compose_env=compose_env,
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: str = "") -> float:
+    value = env.get(name, default)
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number") from None
 
 
 def _default_readyz(compose_env: Mapping[str, str]) -> str:

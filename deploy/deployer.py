@@ -242,26 +242,22 @@ class Deployer:
         except StepFailedError as exc:
             return DeployResult("failed", target, error=f"{exc}; nothing was changed")
         try:
-            self._start(target)
+            self._start(target, self.config.ready_timeout)
         except StepFailedError as exc:
             return self._rollback(target, previous, str(exc))
         self.record(target)
         return DeployResult("deployed", target, previous=previous)
 
-    def _start(self, ref: str) -> None:
+    def _start(self, ref: str, timeout: float) -> None:
         self._run(self._compose("up", "-d", "--remove-orphans"), ref, STEP_TIMEOUT_SECONDS)
-        if not wait_ready(
-            self.config.readyz_url, self.config.ready_timeout, self.config.poll_interval
-        ):
-            raise StepFailedError(
-                f"{self.config.readyz_url} not ready within {self.config.ready_timeout:g} s"
-            )
+        if not wait_ready(self.config.readyz_url, timeout, self.config.poll_interval):
+            raise StepFailedError(f"{self.config.readyz_url} not ready within {timeout:g} s")
 
     def _rollback(self, target: str, previous: str | None, error: str) -> DeployResult:
         if previous is None:
             return DeployResult("failed", target, error=f"{error}; nothing to roll back to")
         try:
-            self._start(previous)
+            self._start(previous, self.config.rollback_ready_timeout)
         except StepFailedError as exc:
             self.record(previous)
             return DeployResult(
