@@ -229,11 +229,13 @@ class Deployer:
         except Exception as exc:  # e.g. the state file is not writable: still log one line
             result = DeployResult("failed", deployment.target, error=f"internal error: {exc!r}")
         result.duration_seconds = round(time.monotonic() - started, 3)
+        logger.info(json.dumps({**result.to_dict(), "id": deployment.id}, sort_keys=True))
         with self._records_lock:
+            # Free before the outcome shows: a client that saw it may submit the next one at
+            # once (a submit between the two lines waits here to register).
+            self._lock.release()
             deployment.result, deployment.finished_at = result, utc_now_iso()
             deployment.status = result.outcome
-        logger.info(json.dumps({**result.to_dict(), "id": deployment.id}, sort_keys=True))
-        self._lock.release()
 
     def _deploy(self, target: str) -> DeployResult:
         try:

@@ -116,6 +116,10 @@ def test_config_reads_environment_and_hides_secret() -> None:
     config = load_config({**BASE_ENV, "CANDLECAST_DEPLOY_READY_TIMEOUT": "42"})
     assert config.repository == "ghcr.io/acme/candlecast"
     assert config.ready_timeout == 42
+    assert config.rollback_ready_timeout == 42  # the image that ran before: the same wait
+    env = {**BASE_ENV, "CANDLECAST_DEPLOY_READY_TIMEOUT": "60"}
+    own = load_config({**env, "CANDLECAST_DEPLOY_ROLLBACK_TIMEOUT": "300"})
+    assert (own.ready_timeout, own.rollback_ready_timeout) == (60, 300)
     assert "x" * 64 not in repr(config)
 
 
@@ -128,6 +132,7 @@ def test_config_reads_environment_and_hides_secret() -> None:
         ({"CANDLECAST_DEPLOY_IMAGE": "Ghcr.io/Acme"}, "not an image repository"),
         ({"CANDLECAST_DEPLOY_COMPOSE_FILE": ""}, "COMPOSE_FILE is not set"),
         ({"CANDLECAST_DEPLOY_READY_TIMEOUT": "soon"}, "not a number"),
+        ({"CANDLECAST_DEPLOY_ROLLBACK_TIMEOUT": "later"}, "ROLLBACK_TIMEOUT='later' is not"),
         ({"CANDLECAST_DEPLOY_COMPOSE": "  "}, "CANDLECAST_DEPLOY_COMPOSE is empty"),
         ({"CANDLECAST_DEPLOY_COMPOSE": "docker 'compose"}, "CANDLECAST_DEPLOY_COMPOSE="),
     ],
