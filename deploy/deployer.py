@@ -189,7 +189,11 @@ class Deployer:
             target=self._run_deployment, args=(deployment,), name=f"deploy-{deployment.id}"
         )
         worker.daemon = True  # a stopping deployer does not wait for a pull
-        worker.start()
+        try:
+            worker.start()
+        except RuntimeError:  # no thread to be had: do not keep the lock forever
+            self._lock.release()
+            raise
         return deployment
 
     def wait_idle(self, timeout: float) -> bool:
