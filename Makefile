@@ -16,10 +16,10 @@ export FEAST_USAGE := False
 DEMO_HOME ?= $(CANDLECAST_HOME)/demo-$(SOURCE)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve live test test-slow bench lint format image base-image image-smoke clean
+.PHONY: help install demo serve live test test-slow bench lint format image base-image image-smoke image-e2e clean
 
 help: ## Show this help
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,9 @@ base-image: $(STAMP) ## Build the local Debian bookworm base image from Debian's
 
 image-smoke: $(STAMP) ## Run the image built by `make image` on the Docker engine: API, dashboard, hourly job (CANDLECAST_IMAGE_REF=, default the newest candlecast image)
 	$(BIN)/python -m pytest -m "docker and not slow" tests/integration/image
+
+image-e2e: $(STAMP) ## Compose + the signed webhook deployer end to end on the Docker engine: upgrade, rollback, reboot (CANDLECAST_IMAGE_REF=; ~10-15 min)
+	$(BIN)/python -m pytest -m docker tests/integration/image/test_deploy_e2e.py
 
 clean: ## Remove generated state under CANDLECAST_HOME
 	rm -rf $(CANDLECAST_HOME)
