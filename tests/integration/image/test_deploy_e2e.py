@@ -92,39 +92,6 @@ def _compose_command() -> str:
     pytest.fail("neither `docker compose` nor docker-compose (apt-get install docker-compose)")
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's docker-registry on 127.0.0.1:<free port>, storage in a temp dir."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("no docker-registry (apt-get install docker-registry)")
-    root = tmp_path_factory.mktemp("registry")
-    address = f"127.0.0.1:{_free_port()}"
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        f"http:\n  addr: {address}\n"
-    )
-    with (root / "registry.log").open("w") as log:
-        process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{address}/v2/", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail(f"registry did not start:\n{(root / 'registry.log').read_text()}")
-                time.sleep(0.2)
-        yield address
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        shutil.rmtree(root / "data", ignore_errors=True)  # the pushed layers: ~0.8 GB
-
-
 @dataclass
 class Images:
     repository: str  # 127.0.0.1:<port>/candlecast

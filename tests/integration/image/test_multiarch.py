@@ -1,20 +1,27 @@
 """The multi-arch tag in a registry: one manifest list, and its arm64 image run under qemu.
 
-``CANDLECAST_MULTIARCH_REF`` names a tag pushed by ``make image PLATFORMS=linux/amd64,linux/arm64
-REGISTRY=127.0.0.1:PORT PUSH=1`` (README "Build the image"). Marked ``slow``: the arm64 API
-starts under emulation in several minutes (``make image-smoke`` leaves it out; run it with
-``pytest -m docker tests/integration/image/test_multiarch.py``).
+The test starts a local ``docker-registry`` on 127.0.0.1 and pushes both platforms to it the
+way a user does (``python -m deploy.image --push --platform linux/amd64,linux/arm64
+--registry 127.0.0.1:PORT``, i.e. ``make image … PUSH=1``), from the champions of
+``CANDLECAST_MULTIARCH_HOME`` (default the demo's home, ``data/demo-sample``: run ``make demo``
+first). ``CANDLECAST_MULTIARCH_REF`` names an already pushed tag instead and skips the build.
+Marked ``slow``: the arm64 build and API run under emulation (~45 min on 2 CPUs in all;
+``make image-smoke`` leaves it out; run it with ``pytest -m docker
+tests/integration/image/test_multiarch.py``).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 
 import pandas as pd
 import pytest
 
+from candlecast.settings import PROJECT_ROOT
 from candlecast.times import utc_now
 from deploy.base import emulates
 from deploy.engine import manifest_platforms
@@ -27,12 +34,32 @@ SYMBOL = "BTC-USD"
 ARM64 = "linux/arm64"
 
 
+#: The build and push of both platforms: the arm64 half under qemu takes most of it.
+BUILD_TIMEOUT_SECONDS = 3600
+
+
 @pytest.fixture(scope="module")
-def multiarch_ref() -> str:
+def multiarch_ref(request: pytest.FixtureRequest) -> str:
+    """CANDLECAST_MULTIARCH_REF, or a tag this test builds and pushes to its own registry."""
     ref = os.environ.get("CANDLECAST_MULTIARCH_REF")
-    if not ref:
-        pytest.skip("set CANDLECAST_MULTIARCH_REF to a tag pushed with PLATFORMS=both, PUSH=1")
-    return ref
+    if ref:
+        return ref
+    registry = request.getfixturevalue("registry")
+    home = os.environ.get("CANDLECAST_MULTIARCH_HOME") or str(PROJECT_ROOT / "data" / "demo-sample")
+    if not os.path.isdir(os.path.join(home, "bentoml", "models")):
+        pytest.fail(f"no champions to pack in {home}: run `make demo` (or set the variables)")
+    env = {**os.environ, "CANDLECAST_HOME": home, "BENTOML_HOME": os.path.join(home, "bentoml")}
+    env.setdefault("CANDLECAST_SERVE_SYMBOLS", "BTC-USD,ETH-USD")
+    tag = f"multi-{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, "-m", "deploy.image", "--push", "--registry", registry]
+    command += ["--platform", "linux/amd64,linux/arm64", "--tag", tag]
+    made = [f"{registry}/candlecast:{tag}{suffix}" for suffix in ("", "-amd64", "-arm64")]
+    request.addfinalizer(lambda: docker("rmi", "--force", *made, check=False))  # ~4 GB
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def test_one_manifest_list_for_both_platforms(multiarch_ref: str) -> None:
