@@ -44,6 +44,33 @@ def test_bento_has_dockerfile_and_pinned_requirements(bento):
         assert pin in requirements.splitlines()  # the CPU build: 1.1 GB installed, not 1.4
 
 
+#: The image's interpreter: Debian bookworm's python3.11 (deploy/base.py). BentoML locks with
+#: the host's Python and pip evaluates markers on the host, so a dependency needed only below
+#: some patch release (redis: async-timeout on < 3.11.3) must be pinned in bentofile.yaml.
+IMAGE_PYTHON = {"python_full_version": "3.11.2", "python_version": "3.11", "extra": ""}
+
+
+def test_the_lock_holds_every_dependency_the_images_python_needs(bento):
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lines = (bento / "env" / "python" / "requirements.txt").read_text().splitlines()
+    locked = {canonicalize_name(line.split("==")[0]) for line in lines if "==" in line}
+    missing = set()
+    for name in sorted(locked):
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:
+            continue  # not installed on this host (e.g. another platform's package)
+        for spec in map(Requirement, requires):
+            needed = spec.marker is None or spec.marker.evaluate({**IMAGE_PYTHON})
+            if needed and canonicalize_name(spec.name) not in locked:
+                missing.add(f"{spec.name} (for {name}: {spec})")
+    assert not missing, f"pin these in bentofile.yaml: {sorted(missing)}"
+
+
 def test_bento_references_and_packs_the_champions(bento):
     """BentoML 1.4 records models per service and copies them on export/containerize.
 
