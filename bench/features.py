@@ -5,7 +5,10 @@
    (>= 1M candles; BTC-USD and ETH-USD among them, so every symbol has its cross-asset
    peer), beside the vectorised pandas reference (``bench/reference_features.py``) of
    all 115 columns, timed in the same run on the same candles;
-   the two outputs, NULLs included, are compared on a sample.
+   the two outputs, NULLs included, are compared on a sample. When polars is installed
+   (a dev/bench-only dependency), the same definitions in idiomatic lazy polars
+   (``bench/polars_features.py``) are a second same-run baseline, timed and compared
+   the same way: the peer a user would pick, per wall second and per CPU-second.
 2. ``get_historical_features`` for 40,000 entity rows x 68 features
    (``price_model_v1``) over a temporary home of 4 symbols x 25,000 hours.
 3. Online read latency (p50/p99) of one symbol through
@@ -93,6 +96,36 @@ def _rate(label: str, n: int, wall: float, cpu: float) -> None:
     )
 
 
+def _agree(reference: pd.DataFrame, rows: pd.DataFrame) -> bool:
+    """``rows`` equal ``reference`` (a sample) on its keys, NULLs in the same places."""
+    from ingestion.features import FEATURE_COLUMNS
+
+    keys = ["symbol", "event_timestamp"]
+    other = reference[keys].merge(rows, on=keys, how="left")
+    a, b = other[FEATURE_COLUMNS].to_numpy(), reference[FEATURE_COLUMNS].to_numpy()
+    same_nulls = bool((np.isnan(a) == np.isnan(b)).all())
+    return same_nulls and np.allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=1e-9, atol=1e-12)
+
+
+def _polars_baseline(
+    table: pa.Table, n: int, wall: float, cpu: float, sample: pd.DataFrame
+) -> None:
+    """Time and check the polars implementation; skipped (and said so) without polars."""
+    try:
+        from bench.polars_features import polars_features, to_reference_frame
+    except ImportError:
+        print("  polars baseline: skipped (polars is not installed; pip install polars)")
+        return
+    rows, polars_wall, polars_cpu = _median(lambda: _timed(polars_features, table))
+    _rate("polars (lazy, one collect)", n, polars_wall, polars_cpu)
+    print(
+        f"  duckdb / polars: {polars_wall / wall:.2f}x per wall second, "
+        f"{polars_cpu / cpu:.2f}x per CPU-second (>= 1: duckdb at least as fast)"
+    )
+    same = _agree(sample, to_reference_frame(rows))
+    print(f"  polars outputs agree with the pandas reference on the same sample: {same}")
+
+
 def bench_computation() -> None:
     from bench.reference_features import reference_features
     from ingestion.features import FEATURE_COLUMNS, compute_features
@@ -102,22 +135,19 @@ def bench_computation() -> None:
     n = len(candles)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"feature computation: {SYMBOLS} symbols x {HOURS} h = {n:,} candles (load avg {load})")
-    # Median of three runs for both, so neither side gets a best-of advantage.
+    # Median of three runs for each, so no side gets a best-of advantage.
     rows, wall, cpu = _median(lambda: _timed(compute_features, table))
     reference, pandas_wall, pandas_cpu = _median(lambda: _timed(reference_features, candles))
     _rate("duckdb (ingestion.features)", n, wall, cpu)
     _rate("pandas reference (vectorised)", n, pandas_wall, pandas_cpu)
     verdict = "met" if n / wall >= GOAL_ROWS_PER_SECOND else "NOT met"
     goal = f"goal {GOAL_ROWS_PER_SECOND:,} rows/s: {verdict}"
-    print(f"  speed-up {pandas_wall / wall:.1f}x wall; {goal}")
-    keys = ["symbol", "event_timestamp"]
+    print(f"  speed-up {pandas_wall / wall:.1f}x wall, {pandas_cpu / cpu:.1f}x per CPU-s; {goal}")
     sample = reference.sample(2000, random_state=1)
-    duck = sample[keys].merge(rows.to_pandas(), on=keys, how="left")
-    a, b = duck[FEATURE_COLUMNS].to_numpy(), sample[FEATURE_COLUMNS].to_numpy()
-    same_nulls = bool((np.isnan(a) == np.isnan(b)).all())
-    same = same_nulls and np.allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=1e-9, atol=1e-12)
-    nulls = int(np.isnan(b).any(axis=1).sum())
+    same = _agree(sample, rows.to_pandas())
+    nulls = int(np.isnan(sample[FEATURE_COLUMNS].to_numpy()).any(axis=1).sum())
     print(f"  outputs agree on a 2,000-row sample ({nulls} rows with gap NULLs): {same}")
+    _polars_baseline(table, n, wall, cpu, sample)
 
 
 def _temporary_home() -> Path:
