@@ -6,7 +6,9 @@ Coinbase's error JSON beyond), newest first, no candle for hours it does not
 hold, 404 ``{"message": "NotFound"}`` for unknown products. Faults are queued
 with :meth:`FakeCoinbase.inject` (429 bursts with ``Retry-After``, 500s, slow or
 malformed responses) or applied to every request with ``.delay``. Every request
-is recorded in ``.requests``.
+is recorded in ``.requests``. :meth:`FakeCoinbase.limit_rate` makes it throttle
+like Coinbase's public endpoints (a lazy-fill token bucket: 429 with
+``Retry-After`` past the burst; off by default).
 
 Use the ``fake_coinbase`` fixture (import it into a test module or conftest), or
 ``with FakeCoinbase() as fake:`` and :func:`client_env` for subprocesses::
@@ -87,6 +89,8 @@ class FakeCoinbase:
         self._outages: list[tuple[pd.Timestamp, pd.Timestamp]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._bucket: _TokenBucket | None = None
+        self.throttled = 0  # requests answered 429 by the rate limit (not injected faults)
 
     # -- data and faults -------------------------------------------------------------
     def set_candles(self, symbol: str, candles: pd.DataFrame) -> None:
@@ -125,6 +129,14 @@ class FakeCoinbase:
         with self._lock:
             self._outages.append((utc(start), utc(end)))
 
+    def limit_rate(self, per_second: float, burst: float | None = None) -> None:
+        """Throttle like Coinbase: ``per_second`` tokens/s, ``burst`` deep (429 when empty).
+
+        Coinbase's public endpoints allow 10 requests/s per IP, up to 15 in bursts.
+        """
+        with self._lock:
+            self._bucket = _TokenBucket(per_second, burst or per_second)
+
     def inject_malformed(self, kind: str, times: int = 1) -> None:
         """Answer with HTTP 200 and a broken body: one of :data:`MALFORMED_BODIES`."""
         self.inject(200, times=times, body=MALFORMED_BODIES[kind])
@@ -162,6 +174,9 @@ class FakeCoinbase:
     # -- request handling --------------------------------------------------------------
     def respond(self, symbol: str, params: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
         """(status, body, headers) for one candles request."""
+        throttled = self._throttle()
+        if throttled is not None:
+            return throttled
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
         delay = self.delay + (fault.delay if fault else 0.0)
@@ -174,6 +189,15 @@ class FakeCoinbase:
             body = fault.body if fault.body is not None else _error(f"fault {fault.status}")
             return fault.status, body, headers
         return self._candles_response(symbol, params)
+
+    def _throttle(self) -> tuple[int, bytes, dict[str, str]] | None:
+        """The 429 of an empty token bucket, or None (no limit, or a token taken)."""
+        with self._lock:
+            wait = None if self._bucket is None else self._bucket.take()
+            if wait is None:
+                return None
+            self.throttled += 1
+        return 429, _error("Public rate limit exceeded"), {"Retry-After": f"{wait:.3f}"}
 
     def _in_outage(self, params: dict[str, str]) -> bool:
         if not self._outages or "end" not in params:
@@ -223,6 +247,24 @@ class FakeCoinbase:
     def record(self, symbol: str, params: dict[str, str], status: int) -> None:
         with self._lock:
             self.requests.append(RecordedRequest(symbol, params, status, time.monotonic()))
+
+
+class _TokenBucket:
+    """Coinbase's lazy-fill token bucket: ``burst`` tokens, refilled at ``rate`` per second."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, time.monotonic()
+
+    def take(self) -> float | None:
+        """None if a token was taken, else the seconds until one is available."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return (1 - self.tokens) / self.rate
 
 
 def _error(message: str) -> bytes:

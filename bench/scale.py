@@ -1,0 +1,451 @@
+"""Scale bench: every pipeline step for S synthetic symbols x 2 years of hourly candles.
+
+For each S of BENCH_SCALE_SYMBOLS (default ``20,200``), BENCH_SCALE_HOURS hours each
+(default 17,520 = 2 years), in a fresh temporary CANDLECAST_HOME / BENTOML_HOME:
+
+1. ``backfill``: every symbol from the fake Coinbase exchange (``tests/fakes/coinbase.py``,
+   real HTTP on 127.0.0.1, pages of <= 300 candles) through the real client
+   (``ingestion.backfill``) and its client-side rate limit; the fake throttles like
+   Coinbase (token bucket, 429 past the burst). The rate is BENCH_SCALE_RATE requests/s
+   (default 50: Coinbase's public 10/s would make 200 symbols x 2 years ~20 min);
+   the budget and what Coinbase's limit implies are printed.
+2. ``features``: ``compute_job`` (DuckDB features + offline parquet write).
+3. ``materialize-sqlite`` / 4. ``materialize-redis``: Feast apply, then
+   ``materialize_all`` (the whole range) into SQLite (local profile) and into a
+   ``redis-server`` started here on a free 127.0.0.1 port (scale profile, no persistence).
+5. ``train``: a Lasso for every symbol, serially, the way ``candlecast train`` does
+   (``load_dataset`` + ``train_family``), on a small budget: the fit uses the last
+   BENCH_SCALE_TRAIN_DAYS days (default 90) and the walk-forward one week. Ray is not
+   installed this round: the Ray fan-out is not measured.
+6. ``serve``: one ``bentoml serve`` for all S symbols (lasso), every symbol asked once,
+   then p50/p99 of ``GET /predict`` for a random symbol per request (BENCH_SCALE_REQUESTS).
+
+Each step runs in its own subprocess (``python -m bench.scale --step ...``), so its peak
+memory is its own: the peak RSS is ``ru_maxrss`` of that child from ``os.wait4`` (the
+largest single process among the child and the descendants it reaped). The step time
+is measured inside the child around the step's work (imports excluded; the process wall
+time including imports is shown too). A ``baseline`` step (imports only) gives the
+memory floor every step starts from. The server's processes are not reaped by the step
+child before it exits, so the ``serve`` row also gives the server tree's peak (sum of
+every process's VmHWM, read before it stops).
+
+Then the growth of each step from the smallest to the largest S, against linear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SYMBOLS", "20,200").split(",") if s]
+HOURS = int(os.environ.get("BENCH_SCALE_HOURS", "17520"))
+#: Requests/s of the client and of the fake's token bucket (Coinbase public: 10, burst 15).
+RATE = float(os.environ.get("BENCH_SCALE_RATE", "50"))
+COINBASE_RATE, COINBASE_BURST = 10.0, 15.0
+CLIENT_DEFAULT_RATE = 5.0  # Settings.coinbase_requests_per_second
+TRAIN_DAYS = int(os.environ.get("BENCH_SCALE_TRAIN_DAYS", "90"))
+EVAL_DAYS = 7
+REQUESTS = int(os.environ.get("BENCH_SCALE_REQUESTS", "300"))
+STEPS = (
+    "baseline",
+    "backfill",
+    "features",
+    "materialize-sqlite",
+    "materialize-redis",
+    "train",
+    "serve",
+)
+#: Candles of the fake exchange end at this hour (the last closed hour of the run).
+END_ENV = "BENCH_SCALE_END"
+
+
+def symbol_names(count: int) -> list[str]:
+    """BTC-USD and ETH-USD (each other's peer), then S002-USD ... (BTC is their peer)."""
+    return [("BTC-USD", "ETH-USD")[i] if i < 2 else f"S{i:03d}-USD" for i in range(count)]
+
+
+# -- the steps, each run in its own child process ---------------------------------------
+def step_baseline(symbols: list[str], hours: int) -> dict:
+    """Nothing but the imports the other steps make: the memory floor of a step."""
+    import bentoml  # noqa: F401
+
+    from candlecast import feast_store  # noqa: F401
+    from training import train  # noqa: F401
+
+    return {}
+
+
+def step_backfill(symbols: list[str], hours: int) -> dict:
+    """Every symbol through the real client, rate limit and page-by-page store writes."""
+    from candlecast.settings import get_settings
+    from ingestion.backfill import backfill
+    from ingestion.coinbase import CoinbaseClient
+    from ingestion.store import CandleStore
+
+    end = pd.Timestamp(os.environ[END_ENV])
+    start = end - pd.Timedelta(hours=hours)
+    store, client = CandleStore(get_settings().candles_dir), CoinbaseClient()
+    results = [backfill(store, s, start, end, client=client, now=end) for s in symbols]
+    return {
+        "requests": client.requests,
+        "candles": sum(r.new for r in results),
+        "client_rate": get_settings().coinbase_requests_per_second,
+    }
+
+
+def step_features(symbols: list[str], hours: int) -> dict:
+    """DuckDB feature rows of every symbol, written to the offline parquet dataset."""
+    from ingestion.feature_jobs import compute_job
+
+    return {"rows": sum(r.count for r in compute_job(symbols))}
+
+
+def step_materialize(symbols: list[str], hours: int) -> dict:
+    """Apply, then materialize the whole range into this profile's online store.
+
+    ``seconds`` is the materialize alone (apply is a constant of the registry); every
+    symbol is read back afterwards (untimed) to prove it is online.
+    """
+    from candlecast import feast_store
+    from candlecast.settings import get_settings
+    from ingestion.feature_jobs import materialize_all
+
+    started = time.perf_counter()
+    store = feast_store.apply()
+    applied = time.perf_counter()
+    materialize_all()
+    seconds = time.perf_counter() - applied
+    reader = feast_store.OnlineReader(feast_store.PRICE_SERVICE, store)
+    online = sum(reader.read(s).event_timestamp is not None for s in symbols)
+    return {
+        "seconds": seconds,
+        "apply_s": applied - started,
+        "online_symbols": online,
+        "profile": get_settings().store_profile,
+    }
+
+
+def step_train(symbols: list[str], hours: int) -> dict:
+    """A Lasso per symbol, serially, as ``candlecast train`` does it (small budget)."""
+    from candlecast.feast_store import DEFAULT_SERVICE
+    from training.dataset import LabelledFrame, load_dataset
+    from training.models import FitConfig
+    from training.train import data_end, train_family
+
+    load = fit = 0.0
+    for symbol in symbols:
+        started = time.perf_counter()
+        data = load_dataset(symbol, DEFAULT_SERVICE, "return")
+        loaded = time.perf_counter()
+        cut = data_end(data)
+        recent = data.frame[data.frame["event_timestamp"] > cut - pd.Timedelta(days=TRAIN_DAYS)]
+        trimmed = LabelledFrame(
+            recent.reset_index(drop=True), data.features, data.target, symbol, DEFAULT_SERVICE
+        )
+        train_family(trimmed, "lasso", cut, cut - pd.Timedelta(days=EVAL_DAYS), FitConfig())
+        load, fit = load + loaded - started, fit + time.perf_counter() - loaded
+    n = len(symbols)
+    return {"dataset_s_per_symbol": load / n, "fit_s_per_symbol": fit / n, "ray": "not measured"}
+
+
+def step_serve(symbols: list[str], hours: int) -> dict:
+    """One API process for every symbol: startup, each symbol once, then random ones."""
+    from deploy.serve import free_port, serve_in_background
+
+    env = {"CANDLECAST_SERVE_SYMBOLS": ",".join(symbols), "CANDLECAST_SERVE_FAMILIES": "lasso"}
+    started = time.perf_counter()
+    with serve_in_background(free_port(), env=env, startup_timeout=900) as client:
+        ready = time.perf_counter() - started
+        url = f"{client.base_url}/predict"
+        served = sum(_get(client.session, url, s)[0] == 200 for s in symbols)
+        rng = random.Random(0)
+        for _ in range(20):  # warm-up
+            _get(client.session, url, rng.choice(symbols))
+        times = [_get(client.session, url, rng.choice(symbols))[1] for _ in range(REQUESTS)]
+        tree = _descendants_hwm_kb()
+    cuts = statistics.quantiles(times, n=100)
+    return {
+        "startup_s": ready,
+        "served": served,
+        "p50_ms": cuts[49],
+        "p99_ms": cuts[98],
+        "server_tree_hwm_mb": tree / 1024,
+    }
+
+
+def _get(session, url: str, symbol: str) -> tuple[int, float]:
+    """(status, ms) of one ``GET /predict`` of the symbol's lasso."""
+    start = time.perf_counter()
+    response = session.get(url, params={"symbol": symbol, "model": "lasso"}, timeout=30)
+    response.content  # noqa: B018 (read the body: part of the request's time)
+    return response.status_code, (time.perf_counter() - start) * 1000
+
+
+def _descendants_hwm_kb() -> int:
+    """Sum of VmHWM (peak RSS) over this process's descendants: the server's tree."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    mine, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - mine
+        mine |= frontier
+    return sum(_hwm_kb(pid) for pid in mine)
+
+
+def _hwm_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+STEP_FUNCTIONS: dict[str, Callable[[list[str], int], dict]] = {
+    "baseline": step_baseline,
+    "backfill": step_backfill,
+    "features": step_features,
+    "materialize-sqlite": step_materialize,
+    "materialize-redis": step_materialize,
+    "train": step_train,
+    "serve": step_serve,
+}
+
+
+def child(step: str, symbols: list[str], hours: int) -> None:
+    """Run one step in this process and print its result as the last stdout line."""
+    from candlecast import logs
+
+    logs.configure()
+    started = time.perf_counter()
+    info = STEP_FUNCTIONS[step](symbols, hours)
+    info.setdefault("seconds", time.perf_counter() - started)
+    print("RESULT " + json.dumps(info), flush=True)
+
+
+# -- the parent: one child per step, then the tables ---------------------------------------
+@dataclass
+class StepResult:
+    """One step at one size: time inside the child, its process wall, peak RSS, figures."""
+
+    step: str
+    seconds: float
+    process_seconds: float
+    peak_mb: float
+    info: dict = field(default_factory=dict)
+
+
+def run_step(step: str, root: Path, symbols: list[str], hours: int, env: dict) -> StepResult:
+    """``python -m bench.scale --step`` in a child; its rusage comes from ``os.wait4``."""
+    cmd = [sys.executable, "-m", "bench.scale", "--step", step, "--hours", str(hours)]
+    cmd += ["--symbols", ",".join(symbols)]
+    child_env = {**os.environ, **_home_env(root), **env}
+    log = root / f"{step}.log"
+    started = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=child_env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    text = log.read_text(errors="replace")
+    lines = [line for line in text.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"step {step} failed ({proc.returncode}):\n{text[-4000:]}")
+    info = json.loads(lines[-1].removeprefix("RESULT "))
+    seconds = info.pop("seconds")
+    return StepResult(step, seconds, wall, usage.ru_maxrss / 1024, info)
+
+
+def _home_env(root: Path) -> dict[str, str]:
+    return {
+        "CANDLECAST_HOME": str(root / "home"),
+        "BENTOML_HOME": str(root / "bentoml"),
+        "CANDLECAST_STORE_PROFILE": "local",
+    }
+
+
+def exchange(symbols: list[str], hours: int, end: pd.Timestamp):
+    """The fake exchange, holding ``hours`` synthetic candles per symbol, throttled at RATE."""
+    from ingestion.sample import synthetic_candles
+    from tests.fakes.coinbase import FakeCoinbase
+
+    fake = FakeCoinbase()
+    for index, symbol in enumerate(symbols):
+        price = 100.0 * (index + 1)
+        fake.set_candles(symbol, synthetic_candles(symbol, hours, index, end, price))
+    fake.limit_rate(RATE, max(RATE * 1.5, COINBASE_BURST))
+    return fake.start()
+
+
+def run_size(count: int, hours: int, steps: tuple[str, ...] = STEPS) -> list[StepResult]:
+    """Every step for ``count`` symbols in a fresh temporary home (removed afterwards)."""
+    from tests.fakes.coinbase import client_env
+
+    symbols = symbol_names(count)
+    root = Path(tempfile.mkdtemp(prefix=f"candlecast-bench-scale-{count}-"))
+    end = pd.Timestamp.now(tz="UTC").floor("h")
+    results = []
+    try:
+        for step in steps:
+            env: dict[str, str] = {END_ENV: end.isoformat()}
+            if step == "backfill":
+                results.append(_backfill(root, symbols, hours, end, env, client_env))
+            elif step == "materialize-redis":
+                results.append(_redis_step(root, symbols, hours, env))
+            else:
+                results.append(run_step(step, root, symbols, hours, env))
+            print(f"  S={count}: {_row(results[-1])}", flush=True)
+    finally:
+        if not os.environ.get("BENCH_SCALE_KEEP"):
+            shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def _backfill(root, symbols, hours, end, env, client_env) -> StepResult:
+    fake = exchange(symbols, hours, end)
+    try:
+        env = {**env, **client_env(fake.url)}
+        env["CANDLECAST_COINBASE_REQUESTS_PER_SECOND"] = f"{RATE}"
+        env["CANDLECAST_COINBASE_MAX_ATTEMPTS"] = "8"
+        result = run_step("backfill", root, symbols, hours, env)
+        result.info["throttled_429"] = fake.throttled
+        return result
+    finally:
+        fake.stop()
+
+
+def _redis_step(root: Path, symbols: list[str], hours: int, env: dict) -> StepResult:
+    from tests.integration.features.redis_server import RedisServer
+
+    server = RedisServer(root).start()
+    try:
+        env = {**env, "CANDLECAST_STORE_PROFILE": "scale", "CANDLECAST_REDIS_URL": server.url}
+        result = run_step("materialize-redis", root, symbols, hours, env)
+        result.info["redis_used_memory_peak_mb"] = _redis_peak_mb(server.port)
+        return result
+    finally:
+        server.kill()
+
+
+def _redis_peak_mb(port: int) -> float:
+    import redis
+
+    info = redis.Redis(host="127.0.0.1", port=port).info("memory")
+    return round(info["used_memory_peak"] / 2**20, 2)
+
+
+def _row(r: StepResult) -> str:
+    extra = ", ".join(f"{k} {_num(v)}" for k, v in r.info.items())
+    return (
+        f"| {r.step:<18} | {r.seconds:9.2f} | {r.process_seconds:9.2f} | {r.peak_mb:8.0f} | "
+        f"{extra} |"
+    )
+
+
+def _num(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def print_budget(sizes: list[int], hours: int) -> None:
+    """Requests of the backfill, the rate used, and what Coinbase's own limit implies."""
+    pages = -(-hours // 300)
+    for count in sizes:
+        n = count * pages
+        print(
+            f"backfill budget S={count}: {n:,} requests ({pages} pages of <= 300 h per symbol); "
+            f"at the bench's {RATE:g}/s >= {n / RATE:,.0f} s; at Coinbase's public "
+            f"{COINBASE_RATE:g}/s (burst {COINBASE_BURST:g}) >= {n / COINBASE_RATE:,.0f} s; "
+            f"at the client's default {CLIENT_DEFAULT_RATE:g}/s >= {n / CLIENT_DEFAULT_RATE:,.0f} s"
+        )
+
+
+def print_growth(runs: dict[int, list[StepResult]]) -> None:
+    """The smallest-to-largest ratio per step, time and peak memory, against linear."""
+    small, large = min(runs), max(runs)
+    linear = large / small
+    print(f"\ngrowth S={small} -> S={large} (linear: {linear:g}x), same run")
+    print("| step               | time x  | time/sym x | peak RSS x | peak RSS above baseline x |")
+    print("|--------------------|---------|------------|------------|---------------------------|")
+    base = {s: next(r.peak_mb for r in runs[s] if r.step == "baseline") for s in runs}
+    for a, b in zip(runs[small], runs[large], strict=True):
+        t = b.seconds / a.seconds
+        extra_a, extra_b = a.peak_mb - base[small], b.peak_mb - base[large]
+        above = f"{extra_b / extra_a:.2f}" if extra_a > 1 else "-"
+        flag = "  <- faster than linear" if t > linear * 1.2 and a.step != "baseline" else ""
+        print(
+            f"| {a.step:<18} | {t:7.2f} | {t / linear:10.2f} | {b.peak_mb / a.peak_mb:10.2f} | "
+            f"{above:>25} |{flag}"
+        )
+    for a, b in zip(runs[small], runs[large], strict=True):
+        ratios = [
+            f"{k} {b.info[k] / a.info[k]:.2f}x"
+            for k, v in a.info.items()
+            if isinstance(v, int | float) and v and isinstance(b.info.get(k), int | float)
+        ]
+        if ratios:
+            print(f"  {a.step} figures S={large}/S={small}: " + ", ".join(ratios))
+
+
+def main() -> dict[int, list[StepResult]]:
+    from bench.serving import cpu_model
+
+    print(f"cpu: {cpu_model()}; cores: {os.cpu_count()}; load avg before: {_load()}")
+    print(
+        f"sizes S={SIZES} x {HOURS:,} h; train: lasso, last {TRAIN_DAYS} d, walk-forward "
+        f"{EVAL_DAYS} d, serial (Ray not installed: the Ray fan-out is not measured); "
+        f"serve: {REQUESTS} GET /predict, a random symbol each"
+    )
+    print_budget(SIZES, HOURS)
+    print("step time = inside the step's child (imports excluded); process = its whole wall;")
+    print("peak RSS = ru_maxrss of the step's child (os.wait4), MB")
+    runs = {}
+    for count in SIZES:
+        started = time.perf_counter()
+        print(f"\nS={count} symbols x {HOURS:,} h")
+        print("  | step               |    step s | process s |  peak MB | figures |")
+        runs[count] = run_size(count, HOURS)
+        print(f"  S={count} total {time.perf_counter() - started:,.0f} s; load avg {_load()}")
+    if len(runs) > 1:
+        print_growth(runs)
+    print(f"load avg after: {_load()}")
+    return runs
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
+    parser.add_argument("--step", choices=sorted(STEP_FUNCTIONS))
+    parser.add_argument("--symbols", default="")
+    parser.add_argument("--hours", type=int, default=HOURS)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    args = _parse(None)
+    if args.step:
+        child(args.step, args.symbols.split(","), args.hours)
+    else:
+        main()
