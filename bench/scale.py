@@ -390,7 +390,7 @@ def print_growth(runs: dict[int, list[StepResult]]) -> None:
     for a, b in zip(runs[small], runs[large], strict=True):
         t = b.seconds / a.seconds
         extra_a, extra_b = a.peak_mb - base[small], b.peak_mb - base[large]
-        above = f"{extra_b / extra_a:.2f}" if extra_a > 1 else "-"
+        above = f"{extra_b / extra_a:.2f}" if extra_a > 50 else "-"  # not noise over the floor
         flag = "  <- faster than linear" if t > linear * 1.2 and a.step != "baseline" else ""
         print(
             f"| {a.step:<18} | {t:7.2f} | {t / linear:10.2f} | {b.peak_mb / a.peak_mb:10.2f} | "
