@@ -29,7 +29,13 @@ from ingestion.sample import synthetic_candles
 from tests.fakes.coinbase import FakeCoinbase, client_env
 from tests.integration.image.conftest import SOURCE, docker, get_json, run_args, wait_ready
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.integration]
+#: pytest-timeout's 900 s default also covers the fixtures: the build alone takes ~25 min here.
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.timeout(4000),
+]
 SYMBOL = "BTC-USD"
 ARM64 = "linux/arm64"
 
