@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -40,7 +39,7 @@ from deploy.webhook import DeployServer
 from ingestion.sample import synthetic_candles
 from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.deploy_rig import signed_post
-from tests.integration.image.conftest import HOME, docker, get_json, wait_ready
+from tests.integration.image.conftest import HOME, docker, free_port, get_json, wait_ready
 
 #: ``slow`` too: 890 s on 2 CPUs (push of the ~2.5 GB image to the local registry 366 s; four
 #: API starts at 50-150 s each; a 60 s broken wait), so ``make image-smoke`` (``docker and not
@@ -68,12 +67,6 @@ BROKEN_ENTRYPOINT = (
     '["python", "-c", "import signal, sys, time; '
     'signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(86400)"]'
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _log(message: str, started: float) -> None:
@@ -209,7 +202,7 @@ def stack(images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """The compose project's settings and the webhook; compose down --volumes at the end."""
     root = tmp_path_factory.mktemp("deploy")
     project = f"cce2e{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     now = utc_now().floor("h")
     with FakeCoinbase() as fake:
         fake.set_candles(SYMBOL, synthetic_candles(SYMBOL, FAKE_HOURS, seed=5, end=now))
