@@ -23,7 +23,10 @@ from deploy.serve import free_port, serve_in_background
 from tests.fakes.homes import candlecast_home
 from tests.fakes.parity_market import MarketSymbol, publish_market, train_market
 
-pytestmark = [pytest.mark.integration]
+#: ``make test-slow``: training eight models and a server start take ~2.5 min; the default suite
+#: keeps the same contract in-process (tests/unit/test_contract_parity.py) and the served API
+#: (tests/integration/test_service.py).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RTOL = 1e-6
 HOURS = 1200  # 50 days: ~1,175 labelled rows after the feature warm-up
