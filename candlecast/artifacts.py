@@ -11,6 +11,7 @@ evaluation. Heavy libraries are imported only when a function needs them.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 from candlecast.contract import SEQUENCE_FAMILIES, Predict
 
 JOBLIB, KERAS = "model.joblib", "model.keras"
+log = logging.getLogger(__name__)
 
 
 def filename(family: str) -> str:
@@ -102,6 +104,32 @@ def _scaled_linear_forward(estimator: Any) -> Predict | None:
 
 
 def _keras_forward(model: Any, n_features: int) -> Predict:
+    """The network folded into numpy when it can be (:mod:`candlecast.keras_numpy`),
+    else TensorFlow's graph.
+
+    The folded pass is checked against the network itself on a fixed probe before it
+    is used, so a layer it misreads costs speed, never a wrong answer.
+    """
+    from candlecast.keras_numpy import fold
+
+    folded = fold(model, n_features)
+    if folded is not None and _agrees(folded, model, n_features):
+        return folded
+    return _tf_forward(model, n_features)
+
+
+def _agrees(folded: Predict, model: Any, n_features: int) -> bool:
+    """Whether ``folded`` answers as ``model`` on 16 fixed rows, to float32 rounding."""
+    probe = np.random.default_rng(0).normal(0.0, 3.0, (16, n_features)).astype(np.float32)
+    expected = np.asarray(model(probe[..., None], training=False), dtype=np.float64)
+    expected = expected.reshape(-1)
+    ok = np.allclose(folded(probe), expected, rtol=1e-4, atol=1e-5)
+    if not ok:
+        log.warning("folded %s forward disagrees with Keras; using TensorFlow", model.name)
+    return bool(ok)
+
+
+def _tf_forward(model: Any, n_features: int) -> Predict:
     """A concrete ``tf.function`` traced once: Keras' ``predict`` builds a data pipeline
     per call (~70 ms for one row); this costs about half a millisecond."""
     import tensorflow as tf
