@@ -70,7 +70,9 @@ def run_grouped(
     inputs = np.asarray(inputs, dtype=np.float64)
     out = np.full((inputs.shape[0], 2), np.nan, dtype=np.float64)
     keys = inputs[:, :2].astype(np.int64)
-    for index, code in np.unique(keys, axis=0):
+    # One request row (the usual in-process call): np.unique(axis=0) costs ~40 us.
+    groups = keys if len(keys) == 1 else np.unique(keys, axis=0)
+    for index, code in groups:
         mask = (keys[:, 0] == index) & (keys[:, 1] == code)
         try:
             spec, predict = resolve(int(index), int(code))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bentos.encoding import VersionNotFound, version_code
@@ -53,7 +53,7 @@ class ModelCache:
         with self._lock:
             return [m.tag for m in self._models.values()]
 
-    def loaded(self, codes: Sequence[int]) -> bool:
+    def loaded(self, codes: Iterable[int]) -> bool:
         """Whether every version code in ``codes`` is loaded (resolving them cannot block)."""
         with self._lock:
             return all(code in self._models for code in codes)

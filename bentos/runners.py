@@ -114,11 +114,16 @@ def model_service(family: str, name: str) -> type:
         @bentoml.api(**(BATCHING if get_settings().model_batching else {}))
         def predict(self, inputs: np.ndarray) -> np.ndarray:
             """Response rows ``[output, status]`` for request rows (``bentos.encoding``)."""
+            return self.predict_rows(inputs)
+
+        def predict_rows(self, inputs: np.ndarray) -> np.ndarray:
+            """``predict`` as a plain call: in-process callers skip BentoML's per-call
+            argument binding (``inspect.signature``), a few % of a request's CPU."""
             return run_grouped(inputs, self.cache.resolve)
 
         def ready(self, inputs: np.ndarray) -> bool:
             """Whether every version the request rows name is loaded (no load would block)."""
-            return self.cache.loaded(np.unique(inputs[:, 1]).astype(np.int64).tolist())
+            return self.cache.loaded({int(code) for code in inputs[:, 1]})
 
         @bentoml.api
         async def load(self, tags: list[str]) -> list[str]:

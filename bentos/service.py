@@ -152,7 +152,7 @@ async def call_inline(model_service: Any, rows: Any) -> Any:
     thread and back; a version still to load (seconds) goes to a thread instead.
     """
     if model_service.ready(rows):
-        return model_service.predict(rows)
+        return model_service.predict_rows(rows)
     return await model_service.to_async.predict(rows)
 
 
@@ -313,6 +313,15 @@ for _family in FAMILIES:
         setattr(PricePredictor, _family, bentoml.depends(service_for(_family)))
     else:  # BentoML packs the models a served service names at class scope
         reference_models(PricePredictor, service_for(_family).inner.champions, f"{_family}_")
-PricePredictor = bentoml.service(name="PricePredictor", workers=1, traffic={"timeout": 30})(
-    bentoml.asgi_app(http, path="/")(PricePredictor)
-)
+#: Routes BentoML's OpenTelemetry middleware skips by default: spans for every forecast,
+#: probe and scrape cost ~10 % of a request's CPU here and, with no exporter configured
+#: (the default), nobody reads them. Override with ``tracing.excluded_urls`` in
+#: BENTOML_CONFIG_OPTIONS (e.g. ``tracing.excluded_urls=/readyz,/livez``) to trace them.
+UNTRACED = "/predict,/readyz,/livez,/metrics"
+
+PricePredictor = bentoml.service(
+    name="PricePredictor",
+    workers=1,
+    traffic={"timeout": 30},
+    tracing={"excluded_urls": UNTRACED},
+)(bentoml.asgi_app(http, path="/")(PricePredictor))
