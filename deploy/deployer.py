@@ -127,7 +127,15 @@ def compose_process_env(variables: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without any ``CANDLECAST_*`` (the secret among them), plus
     ``variables``: compose sees the same settings when deploying and when booting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLECAST_")}
-    return {**env, **variables}
+    return {**env, **variables, **compose_profiles(variables)}
+
+
+def compose_profiles(variables: Mapping[str, str]) -> dict[str, str]:
+    """``COMPOSE_PROFILES=scale`` (the ``redis`` service) when the stack uses the scale
+    profile's Redis online store; otherwise none (compose starts only api and ingest)."""
+    if variables.get("CANDLECAST_STORE_PROFILE", "").strip().lower() == "scale":
+        return {"COMPOSE_PROFILES": "scale"}
+    return {}
 
 
 def utc_now_iso() -> str:

@@ -6,6 +6,8 @@ image-ref variable, paths, platforms, step order) so that a rename in one breaks
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +17,7 @@ import yaml
 from candlecast.settings import PROJECT_ROOT
 from deploy import boot, image
 from deploy.config import DeployConfig
-from deploy.deployer import IMAGE_REF_VAR
+from deploy.deployer import IMAGE_REF_VAR, compose_process_env
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 PI = PROJECT_ROOT / "deploy" / "pi"
@@ -111,8 +113,13 @@ def compose() -> dict:
     return _load(PI / "compose.yaml")
 
 
+def _candlecast_services(compose: dict) -> list[dict]:
+    """The services running the candlecast image (not the scale profile's Redis)."""
+    return [v for k, v in compose["services"].items() if k != "redis"]
+
+
 def test_compose_services_share_the_deployed_image(compose: dict) -> None:
-    services = compose["services"]
+    services = {k: v for k, v in compose["services"].items() if k != "redis"}
     assert set(services) == {"api", "ingest"}
     for service in services.values():
         assert service["image"].startswith("${" + IMAGE_REF_VAR + ":?")
@@ -121,7 +128,7 @@ def test_compose_services_share_the_deployed_image(compose: dict) -> None:
 
 
 def test_compose_keeps_candlecast_home_on_a_named_volume(compose: dict) -> None:
-    for service in compose["services"].values():
+    for service in _candlecast_services(compose):
         home = service["environment"]["CANDLECAST_HOME"]
         assert f"candlecast-home:{home}" in service["volumes"]
     assert "candlecast-home" in compose["volumes"]
@@ -130,7 +137,7 @@ def test_compose_keeps_candlecast_home_on_a_named_volume(compose: dict) -> None:
 def test_both_services_use_the_model_store_on_the_volume(compose: dict) -> None:
     """The loop's retrains land where the api looks for new champions, and survive upgrades."""
     stores = set()
-    for service in compose["services"].values():
+    for service in _candlecast_services(compose):
         home, store = (service["environment"][k] for k in ("CANDLECAST_HOME", "BENTOML_HOME"))
         assert store.startswith(home.rstrip("/") + "/")
         stores.add(store)
@@ -226,3 +233,30 @@ def test_bentofile_carries_what_the_image_and_the_pi_need(compose: dict) -> None
     assert "ingestion/*.py" in bentofile["include"]  # `python -m ingestion update` runs in it
     packages = " ".join(bentofile["python"]["packages"])
     assert "typer==" in packages and "rich==" in packages
+
+
+def _compose(*args: str) -> str:
+    """The real docker-compose (1.29 here) on compose.yaml, as the deployer runs it."""
+    command = shutil.which("docker-compose")
+    if command is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    env = compose_process_env({IMAGE_REF_VAR: "example.org/candlecast:1"})
+    argv = [command, "--project-name", "candlecast", "--file", str(PI / "compose.yaml"), *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+
+
+def test_the_scale_profile_adds_redis_and_points_both_services_at_it(compose: dict) -> None:
+    # Only redis has a profile, so `up` without COMPOSE_PROFILES starts api and ingest only.
+    assert _compose("config", "--profiles").split() == ["scale"]
+    assert set(_compose("config", "--services").split()) == {"api", "ingest", "redis"}
+    assert [k for k, v in compose["services"].items() if v.get("profiles")] == ["redis"]
+    assert "COMPOSE_PROFILES" not in compose_process_env({"CANDLECAST_STORE_PROFILE": "local"})
+    scale = compose_process_env({"CANDLECAST_STORE_PROFILE": "scale"})
+    assert scale["COMPOSE_PROFILES"] == "scale"
+    redis = compose["services"]["redis"]
+    assert redis["network_mode"] == "host" and "candlecast-redis:/data" in redis["volumes"]
+    assert "--appendonly" in redis["command"] and "127.0.0.1" in redis["command"]
+    for service in _candlecast_services(compose):
+        env = service["environment"]
+        assert env["CANDLECAST_STORE_PROFILE"] == "${CANDLECAST_STORE_PROFILE:-local}"
+        assert env["CANDLECAST_REDIS_URL"].endswith("redis://127.0.0.1:6379/0}")
