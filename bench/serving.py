@@ -7,9 +7,11 @@ the bench's Python client (aiohttp, POST /predict, in this process) and ``wrk`` 
 client from Debian's packages, GET /predict; skipped with a note if it is missing).
 Layouts (``CANDLECAST_SERVING_LAYOUT`` and BentoML's worker options):
 
-- ``inprocess``: the default; the models run inside the API process (no hop)
-- ``inprocess-2w``: the same with two PricePredictor worker processes
-- ``split``: PricePredictor + LassoModel + CNNModel as three processes (UDS hop per call)
+- ``inprocess``: the default; the models run inside each of the two API worker processes
+  (no hop; ``CANDLECAST_API_WORKERS`` default 2)
+- ``inprocess-1w``: the same with one API worker process
+- ``split``: one PricePredictor worker + LassoModel + CNNModel as three processes (UDS hop
+  per call)
 - ``split-nobatch``: the same with adaptive batching switched off in the model services
 - ``split-2w2m``: two PricePredictor workers and two workers per model service
 
@@ -39,8 +41,8 @@ GOALS = {"p50_ms": 3.0, "p99_ms": 10.0, "rps": 500.0}
 _SPLIT = {"CANDLECAST_SERVING_LAYOUT": "split"}
 #: name -> (environment of the server, API workers)
 LAYOUTS: dict[str, tuple[dict[str, str], int]] = {
-    "inprocess": ({}, 1),
-    "inprocess-2w": ({}, 2),
+    "inprocess": ({}, 2),
+    "inprocess-1w": ({}, 1),
     "split": (_SPLIT, 1),
     "split-nobatch": ({**_SPLIT, "CANDLECAST_MODEL_BATCHING": "false"}, 1),
     "split-2w2m": (

@@ -321,7 +321,7 @@ UNTRACED = "/predict,/readyz,/livez,/metrics"
 
 PricePredictor = bentoml.service(
     name="PricePredictor",
-    workers=1,
+    workers=get_settings().api_workers,
     traffic={"timeout": 30},
     tracing={"excluded_urls": UNTRACED},
 )(bentoml.asgi_app(http, path="/")(PricePredictor))

@@ -46,7 +46,7 @@ def serve_in_background(
     port: int = 3000,
     *,
     fused: bool = False,
-    api_workers: int = 1,
+    api_workers: int | None = None,
     startup_timeout: float = 180.0,
     env: dict[str, str] | None = None,
     log_path: str | Path | None = None,
@@ -54,17 +54,16 @@ def serve_in_background(
     """Run ``bentoml serve`` on 127.0.0.1:PORT until the block ends; yield a ready client.
 
     ``fused=True`` runs the model services inside the API process (``--development``:
-    no per-call HTTP hop); ``api_workers`` sets PricePredictor's worker processes.
+    no per-call HTTP hop); ``api_workers`` sets PricePredictor's worker processes
+    (default: ``CANDLECAST_API_WORKERS``, else two).
     The server reads CANDLECAST_HOME/BENTOML_HOME from the environment and logs to
     ``log_path`` (a temporary file by default). If it exits early (e.g. no champion
     model) or never gets ready, RuntimeError carries the end of its log.
     """
     cmd = serve_command(port, fused=fused)
     child_env = {**os.environ, **(env or {})}
-    if api_workers != 1:  # appended to any options the caller passed in ``env``
-        options = child_env.get("BENTOML_CONFIG_OPTIONS", "")
-        workers = f"services.PricePredictor.workers={api_workers}"
-        child_env["BENTOML_CONFIG_OPTIONS"] = f"{options} {workers}".strip()
+    if api_workers is not None:  # else CANDLECAST_API_WORKERS, or the service's default
+        child_env["CANDLECAST_API_WORKERS"] = str(api_workers)
     if log_path is None:
         log_path = Path(tempfile.mkdtemp(prefix="candlecast-serve-")) / "server.log"
     with open(log_path, "wb") as log:

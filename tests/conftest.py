@@ -45,6 +45,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_BENTOML_HOME] = os.environ["BENTOML_HOME"]
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("FEAST_USAGE", "False")
+    # One API worker per test server: the default two double every server's start-up on
+    # 2 cores; tests that need two workers ask for them (serve_in_background(api_workers=2)).
+    os.environ.setdefault("CANDLECAST_API_WORKERS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 

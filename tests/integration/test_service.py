@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -26,7 +28,7 @@ from bentos.client import (
     UnknownModel,
     UnknownSymbol,
 )
-from deploy.serve import free_port, serve_in_background
+from deploy.serve import PROJECT_ROOT, free_port, serve_in_background
 from tests.fakes.serving import register_cnn, register_lasso
 from tests.integration.conftest import SLOW_ON_REAL, FeatureHome, _feature_home
 
@@ -63,6 +65,17 @@ def client(registered):
     env = {"CANDLECAST_SERVE_SYMBOLS": SYMBOLS}
     with serve_in_background(free_port(), env=env) as client:
         yield client
+
+
+def test_the_service_starts_as_many_api_workers_as_configured(registered):
+    """CANDLECAST_API_WORKERS is the service's own worker count, fixed at import."""
+    code = "from bentos.service import PricePredictor; print(PricePredictor.config['workers'])"
+    env = {**os.environ, "CANDLECAST_API_WORKERS": "3", "CANDLECAST_SERVE_SYMBOLS": SYMBOLS}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "3"
 
 
 def test_predict_default_model_with_all_fields(client, feature_home):
