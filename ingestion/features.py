@@ -369,15 +369,25 @@ own AS (
     SELECT symbol, event_timestamp,
         {own}
     FROM s3
-)
+),
 -- Cross-asset: the peer's own row of the same close time (point-in-time by construction:
 -- it uses the peer's candles closed by then); no such row leaves the peer columns NULL.
+-- The join's build side holds only the peer symbols' rows and the columns copied.
+peer AS (
+    SELECT symbol, event_timestamp, {", ".join(dict.fromkeys(PEER_SOURCE_FEATURES))}
+    FROM own WHERE symbol IN ({", ".join(map(_quoted, _peer_symbols()))})
+)
 SELECT o.symbol, o.event_timestamp,
         {_columns(_output_columns())}
 FROM own o
-LEFT JOIN own p ON p.symbol = {_peer_of("o.symbol")} AND p.event_timestamp = o.event_timestamp
+LEFT JOIN peer p ON p.symbol = {_peer_of("o.symbol")} AND p.event_timestamp = o.event_timestamp
 WHERE {wanted}
 """
+
+
+def _peer_symbols() -> list[str]:
+    """Every symbol that is some symbol's peer (``feature_catalog.peer_symbol``)."""
+    return sorted({*PEERS.values(), DEFAULT_PEER})
 
 
 def _run(
