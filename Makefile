@@ -24,10 +24,10 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,scale]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install candlecast with dev extras
+install: $(STAMP) ## Create .venv and install candlecast with the dev and scale (Ray) extras
 
 demo: $(STAMP) ## Run the whole pipeline offline for BTC-USD and ETH-USD (SOURCE=coinbase for live data), print their forecasts and the dashboard URL (SERVE=1 keeps serving)
 	CANDLECAST_HOME=$(DEMO_HOME) BENTOML_HOME=$(DEMO_HOME)/bentoml \

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from feast import FeatureService, FeatureStore
+import yaml
+from feast import FeatureService, FeatureStore, RepoConfig
 from feast.data_source import PushMode
 from feast.errors import FeatureServiceNotFoundException
 from feast.infra.online_stores.helpers import _redis_key
@@ -85,16 +86,33 @@ def get_store(profile: StoreProfile | None = None) -> FeatureStore:
 
     Every stage opens its store here, so the CLI, training, the live loop and the API
     all follow ``CANDLECAST_STORE_PROFILE``: its YAML (``Settings.feature_store_yaml``)
-    picks the online store. ``profile`` overrides it (the parity tests, the bench).
+    picks the stores (``CANDLECAST_SCALE_RAY=false``: the scale profile without Ray).
+    ``profile`` overrides it (the parity tests, the bench).
     """
     settings = get_settings()
     if profile is not None:
         settings = settings.model_copy(update={"store_profile": profile})
     settings.export_env()
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    if settings.store_profile == "scale" and not settings.scale_ray:
+        return FeatureStore(config=_without_ray(settings.feature_store_yaml, settings.feature_repo))
     return FeatureStore(
         repo_path=str(settings.feature_repo), fs_yaml_file=settings.feature_store_yaml
     )
+
+
+def _without_ray(yaml_file: Path, repo: Path) -> RepoConfig:
+    """The scale YAML with DuckDB and Feast's local engine in place of its Ray parts.
+
+    For ``CANDLECAST_SCALE_RAY=false``: Redis alone, nothing imports or starts Ray
+    (API replicas read online only; the Redis tests need no cluster).
+    """
+    raw = yaml.safe_load(os.path.expandvars(yaml_file.read_text()))
+    raw["offline_store"] = {"type": "duckdb"}
+    raw.pop("batch_engine", None)
+    config = RepoConfig(**raw)
+    config.repo_path = repo
+    return config
 
 
 @contextmanager

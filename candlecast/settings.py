@@ -6,7 +6,9 @@ Read lazily (``get_settings()``), never at import time, so tests can point
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -26,6 +28,12 @@ STORE_YAML: dict[str, str] = {"local": "feature_store.yaml", "scale": "feature_s
 #: The environment variable ``feature_store.scale.yaml`` expands into Feast's Redis
 #: ``connection_string``; ``export_env`` derives it from ``CANDLECAST_REDIS_URL``.
 REDIS_CONNECTION_ENV = "CANDLECAST_REDIS_CONNECTION"
+#: The variables ``feature_store.scale.yaml`` expands into its Ray caps (``ray_conf``);
+#: ``export_env`` derives them from ``ray_num_cpus`` and ``ray_temp_dir``.
+RAY_CPUS_ENV, RAY_DIR_ENV = "CANDLECAST_RAY_CPUS", "CANDLECAST_RAY_TMP"
+#: Ray puts its sockets under its temp dir (``<dir>/session_<stamp>/sockets/plasma_store``)
+#: and refuses a Unix socket path over 107 bytes: a longer home gets a short /tmp dir.
+RAY_DIR_MAX = 44
 
 
 class Settings(BaseSettings):
@@ -80,7 +88,30 @@ class Settings(BaseSettings):
     store_profile: StoreProfile = Field(
         default="local",
         description="Feast stores: 'local' (DuckDB offline, SQLite online: nothing to run) "
-        "or 'scale' (DuckDB offline, Redis online at redis_url, shared by API replicas).",
+        "or 'scale' (Ray offline store and batch engine, Redis online at redis_url, shared "
+        "by API replicas).",
+    )
+    scale_ray: bool = Field(
+        default=True,
+        description="The scale profile's offline store and materialization engine: Ray "
+        "(true), or DuckDB and Feast's local engine (false: Redis alone, e.g. for API "
+        "replicas, which only read online and need no Ray cluster).",
+    )
+    ray_num_cpus: int = Field(
+        default=min(2, os.cpu_count() or 1),
+        ge=1,
+        description="CPUs of the local Ray cluster (Feast's Ray store and engine, the "
+        "training fan-out): at most this many Ray workers run at once.",
+    )
+    ray_dir: Path | None = Field(
+        default=None,
+        description="Ray's temp dir (sessions, logs, sockets); default $CANDLECAST_HOME/ray, "
+        "or a short /tmp/candlecast-ray-<hash> when that path is too long for Ray's sockets.",
+    )
+    executor: Literal["serial", "ray"] = Field(
+        default="serial",
+        description="How train and backtest run their (symbol, family) units: one after "
+        "another in this process, or as tasks on the local Ray cluster.",
     )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
@@ -129,6 +160,17 @@ class Settings(BaseSettings):
         return redis_connection_string(self.redis_url)
 
     @property
+    def ray_temp_dir(self) -> Path:
+        """Where the local Ray cluster keeps its sessions and logs (see ``RAY_DIR_MAX``)."""
+        if self.ray_dir is not None:
+            return Path(self.ray_dir).expanduser().resolve()
+        under_home = self.home / "ray"
+        if len(str(under_home)) <= RAY_DIR_MAX:
+            return under_home
+        digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"candlecast-ray-{digest}"
+
+    @property
     def candles_dir(self) -> Path:
         return self.home / "candles"
 
@@ -156,11 +198,13 @@ class Settings(BaseSettings):
         """Publish paths for tools that read the environment (Feast's YAML, BentoML).
 
         ``feature_store.yaml`` expands ``${CANDLECAST_HOME}`` (and the scale profile's
-        ``${CANDLECAST_REDIS_CONNECTION}``); BentoML reads ``BENTOML_HOME`` when it is
+        ``${CANDLECAST_REDIS_CONNECTION}`` and Ray caps); BentoML reads ``BENTOML_HOME`` when it is
         first imported, so call this before that.
         """
         os.environ["CANDLECAST_HOME"] = str(self.home)
         os.environ[REDIS_CONNECTION_ENV] = self.redis_connection
+        os.environ[RAY_CPUS_ENV] = str(self.ray_num_cpus)
+        os.environ[RAY_DIR_ENV] = str(self.ray_temp_dir)
         os.environ.setdefault("BENTOML_HOME", str(self.home / "bentoml"))
 
 

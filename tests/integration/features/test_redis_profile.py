@@ -54,6 +54,9 @@ def scale_home(home: Path, synthetic_feature_home: FeatureHome, redis_server, mo
         shutil.copytree(synthetic_feature_home.root / part, home / part)
     monkeypatch.setenv("CANDLECAST_STORE_PROFILE", "scale")
     monkeypatch.setenv("CANDLECAST_REDIS_URL", redis_server.url)
+    # Redis alone: the profile's Ray store and engine have their own parity tests
+    # (test_ray_profile.py); a Ray materialize here would cost minutes per test.
+    monkeypatch.setenv("CANDLECAST_SCALE_RAY", "false")
     reset_settings()
     feast_store.apply("local")  # the one registry, and SQLite's tables
     feast_store.apply()
