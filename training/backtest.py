@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ import pandas as pd
 from training import conformal
 from training.dataset import LabelledFrame
 from training.evaluate import INTERVAL_KEYS, METRIC_KEYS, compare_to_persistence
+from training.executor import Executor, UnitFailure, UnitsFailedError, run_units
 from training.models import FitConfig
 from training.walkforward import Fold, WalkForwardResult, walk_forward, weekly_folds
 
@@ -45,6 +47,25 @@ def score(result: WalkForwardResult) -> dict:
     return summary
 
 
+@dataclass(frozen=True)
+class BacktestJob:
+    """One family's walk-forward over the folds: a unit for ``training.executor``."""
+
+    data: LabelledFrame
+    family: str
+    folds: list[Fold]
+    cfg: FitConfig
+
+    @property
+    def label(self) -> str:
+        return f"{self.data.symbol} {self.family}"
+
+
+def backtest_unit(job: BacktestJob) -> WalkForwardResult:
+    """The walk-forward of one job (no I/O: serially or as a Ray task)."""
+    return walk_forward(job.data, job.family, job.folds, job.cfg)
+
+
 def run_backtest(
     data: LabelledFrame,
     families: list[str],
@@ -52,14 +73,26 @@ def run_backtest(
     test_end: pd.Timestamp,
     cfg: FitConfig,
     on_fold: Callable[[str, Fold], None] | None = None,
+    executor: Executor = "serial",
 ) -> dict[str, WalkForwardResult]:
-    """Walk-forward every family over the same weekly folds."""
+    """Walk-forward every family over the same weekly folds (serially or on Ray).
+
+    ``on_fold`` reports serial folds only. A failed family raises
+    :class:`UnitsFailedError` naming it (a backtest is one report: no partial one).
+    """
     folds = weekly_folds(test_start, test_end)
-    results = {}
-    for family in families:
-        hook = (lambda fold, fam=family: on_fold(fam, fold)) if on_fold else None
-        results[family] = walk_forward(data, family, folds, cfg, hook)
-    return results
+    jobs = [BacktestJob(data, family, folds, cfg) for family in families]
+
+    def serial_unit(job: BacktestJob) -> WalkForwardResult:
+        hook = (lambda fold: on_fold(job.family, fold)) if on_fold else None
+        return walk_forward(job.data, job.family, job.folds, job.cfg, hook)
+
+    fn = serial_unit if executor == "serial" else backtest_unit
+    results = run_units(fn, jobs, [j.label for j in jobs], executor)
+    failures = [r for r in results if isinstance(r, UnitFailure)]
+    if failures:
+        raise UnitsFailedError(failures, kept=len(results) - len(failures))
+    return dict(zip(families, results, strict=True))
 
 
 def report(data: LabelledFrame, results: dict[str, WalkForwardResult]) -> dict:

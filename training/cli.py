@@ -19,6 +19,7 @@ from candlecast.feature_catalog import DEFAULT_SERVICE
 from candlecast.settings import get_settings
 from candlecast.symbols import normalize_symbol
 from training.dataset import load_dataset
+from training.executor import UnitsFailedError, check_executor
 from training.models import FitConfig
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,21 @@ def parse_models(text: str) -> list[str]:
     return list(dict.fromkeys(check_family(n) for n in names))
 
 
+SYMBOLS = typer.Option(
+    ..., "--symbol", "-s", help="Coinbase product id, e.g. BTC-USD (repeat for several)."
+)
+EXECUTOR = typer.Option(
+    None,
+    "--executor",
+    "-x",
+    help="serial: one (symbol, family) unit after another here; ray: each unit a task on a "
+    "local Ray cluster (CANDLECAST_RAY_NUM_CPUS). Default CANDLECAST_EXECUTOR (serial).",
+)
+
+
 @app.command()
 def train(
-    symbol: str = SYMBOL,
+    symbol: list[str] = SYMBOLS,
     models: str = MODELS,
     feature_service: str = SERVICE,
     target: str = TARGET,
@@ -53,24 +66,40 @@ def train(
     ),
     cut: str = typer.Option(None, help="Train on labels known by this UTC time (default: all)."),
     max_epochs: int = EPOCHS,
+    executor: str = EXECUTOR,
 ) -> None:
-    """Fit each family on all data up to the cut, judge it walk-forward, register it."""
-    from training.train import eval_period, train_family
+    """Fit each family of each symbol up to the cut, judge it walk-forward, register it.
+
+    The driver reads the datasets and champions and writes the versions; the units in
+    between run serially or on Ray. A unit that fails (or whose Ray worker dies) exits 1
+    naming its symbol and family; every other unit's version is registered.
+    """
+    from training.train import eval_period, plan_family, train_jobs
     from training.walkforward import weekly_folds
 
     with errors():
         families, cfg = parse_models(models), FitConfig(max_epochs=max_epochs)
-        data = load_dataset(normalize_symbol(symbol), feature_service, check_target(target))
-        end, start = eval_period(data, cut, test_start)
-        n_folds = len(weekly_folds(start, end))
+        run_on = check_executor(executor or get_settings().executor)
+        jobs = []
+        for name in dict.fromkeys(normalize_symbol(s) for s in symbol):
+            data = load_dataset(name, feature_service, check_target(target))
+            end, start = eval_period(data, cut, test_start)
+            jobs += [plan_family(data, family, end, start, cfg) for family in families]
         with progress("folds") as bar:
-            for family in families:
-                task = bar.add_task(f"{family}: walk-forward", total=n_folds + 1)
-                outcome = train_family(
-                    data, family, end, start, cfg, on_fold=lambda _f, t=task: bar.advance(t)
-                )
-                bar.update(task, description=f"{family}: registered", advance=1)
-                _print_outcome(outcome)
+            totals = {j.label: len(weekly_folds(j.test_start, j.cut)) + 1 for j in jobs}
+            tasks = {n: bar.add_task(f"{n}: walk-forward", total=t) for n, t in totals.items()}
+
+            def finished(label: str) -> None:
+                bar.update(tasks[label], description=f"{label}: fitted", completed=totals[label])
+
+            def fold(job, _fold) -> None:
+                bar.advance(tasks[job.label])
+
+            outcomes, failures = train_jobs(jobs, run_on, fold, finished)
+        for outcome in outcomes:
+            _print_outcome(outcome)
+        if failures:
+            raise UnitsFailedError(failures, kept=len(outcomes))
 
 
 def _print_outcome(outcome) -> None:
@@ -106,8 +135,12 @@ def backtest(
         None, help="Folder for the PNGs (default: $CANDLECAST_HOME/reports)."
     ),
     max_epochs: int = EPOCHS,
+    executor: str = EXECUTOR,
 ) -> None:
-    """Walk-forward (weekly folds, expanding window) over the test period vs persistence."""
+    """Walk-forward (weekly folds, expanding window) over the test period vs persistence.
+
+    Each family is one unit, run serially or as a Ray task (``--executor``).
+    """
     from training import plots as charts
     from training.backtest import report, run_backtest, write_json
     from training.train import data_end
@@ -115,6 +148,7 @@ def backtest(
 
     with errors():
         families, cfg = parse_models(models), FitConfig(max_epochs=max_epochs)
+        run_on = check_executor(executor or get_settings().executor)
         data = load_dataset(normalize_symbol(symbol), feature_service, check_target(target))
         start, end = utc(test_start), utc(test_end) if test_end else data_end(data)
         total = len(weekly_folds(start, end)) * len(families)
@@ -124,7 +158,7 @@ def backtest(
             def step(family: str, fold) -> None:
                 bar.update(task, advance=1, description=f"{family} fold {fold.index + 1}")
 
-            results = run_backtest(data, families, start, end, cfg, step)
+            results = run_backtest(data, families, start, end, cfg, step, run_on)
         payload = report(data, results)
         print_report(payload)
         if json_path:

@@ -1,5 +1,10 @@
 """Fit a family on all data up to a cut, judge its recipe walk-forward, register it.
 
+One (symbol, family) is one unit: :func:`plan_family` reads what it needs (the dataset is
+the caller's, the champion the model store's), :func:`fit_family` computes with no I/O
+(serially or as a Ray task, ``training.executor``), :func:`register_fit` writes, in the
+driver only.
+
 The metrics stored with a version come from a walk-forward run of the same
 recipe (family, feature service, target, config) over a stated period, not
 from the final model on data it saw. Promotion compares MAE on the same period:
@@ -10,7 +15,7 @@ the champion's period first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -22,6 +27,7 @@ from training import conformal, registry
 from training.backtest import score
 from training.dataset import LabelledFrame, fingerprint
 from training.evaluate import INTERVAL_KEYS, METRIC_KEYS
+from training.executor import Executor, UnitFailure, run_units
 from training.models import FitConfig, Fitted
 from training.walkforward import Fold, WalkForwardResult, fit_on, walk_forward, weekly_folds
 
@@ -58,6 +64,101 @@ def eval_period(
     return end, start
 
 
+@dataclass(frozen=True)
+class Incumbent:
+    """The champion a new version must beat: its tag and walk-forward metrics."""
+
+    tag: str
+    metrics: dict
+
+
+@dataclass(frozen=True)
+class FamilyJob:
+    """One (symbol, family) unit of training: all its fit reads, read by the driver.
+
+    It carries the dataset and the champion's figures, so :func:`fit_family` touches no
+    store: it runs the same in this process or in a Ray worker, and a worker killed
+    mid-fit has written nothing.
+    """
+
+    data: LabelledFrame
+    family: str
+    cut: pd.Timestamp
+    test_start: pd.Timestamp
+    cfg: FitConfig
+    incumbent: Incumbent | None = None
+    live: registry.LiveEvidence | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.data.symbol} {self.family}"
+
+
+@dataclass
+class FamilyFit:
+    """What :func:`fit_family` made: the final model, its spec, and the gate's decision."""
+
+    family: str
+    fitted: Fitted
+    spec: ModelSpec
+    decision: registry.Decision
+    summary: dict
+    evaluation: WalkForwardResult
+    final_fit_seconds: float
+
+
+def plan_family(
+    data: LabelledFrame,
+    family: str,
+    cut: pd.Timestamp,
+    test_start: pd.Timestamp,
+    cfg: FitConfig,
+    live: registry.LiveEvidence | None = None,
+) -> FamilyJob:
+    """The unit of work for ``family``, with the current champion read from the model store."""
+    champion = model_store.champion(family, data.symbol)
+    incumbent = None if champion is None else Incumbent(champion.tag, dict(champion.spec.metrics))
+    return FamilyJob(data, family, cut, test_start, cfg, incumbent, live)
+
+
+def fit_family(job: FamilyJob, on_fold: Callable[[Fold], None] | None = None) -> FamilyFit:
+    """Walk-forward over ``[test_start, cut)``, final fit on rows known by ``cut``, the gate.
+
+    Pure computation (no store read or write): the one function both executors run.
+    """
+    data, family, cfg = job.data, job.family, job.cfg
+    log.info("%s %s: walk-forward %s .. %s", data.symbol, family, job.test_start, job.cut)
+    evaluation = walk_forward(data, family, weekly_folds(job.test_start, job.cut), cfg, on_fold)
+    summary = score(evaluation)
+    rows = data.until(job.cut)
+    started = pd.Timestamp.now()
+    fitted = fit_on(rows, data, family, cfg)
+    final_seconds = (pd.Timestamp.now() - started).total_seconds()
+    calibrations = conformal.final(evaluation.predictions)
+    spec = build_spec(data, fitted, rows, summary, job.cut, calibrations)
+    decision, comparison = promotion(data, family, summary, cfg, job.incumbent, job.live)
+    spec = replace(spec, champion_comparison=comparison)
+    return FamilyFit(family, fitted, spec, decision, summary, evaluation, final_seconds)
+
+
+def register_fit(fit: FamilyFit) -> TrainOutcome:
+    """Store the version with its stage (the driver's write; a champion demotes the last)."""
+    tag = registry.register(fit.fitted, fit.spec, fit.decision)
+    m = fit.summary["metrics"]
+    log.info(
+        "%s -> %s (%s); walk-forward MAE %.2f, ratio %.4f vs persistence; final fit %.1f s",
+        tag,
+        fit.decision.stage,
+        fit.decision.reason,
+        m["mae"],
+        m["mae_ratio_vs_persistence"],
+        fit.final_fit_seconds,
+    )
+    return TrainOutcome(
+        fit.family, tag, fit.decision, fit.summary, fit.evaluation, fit.final_fit_seconds
+    )
+
+
 def train_family(
     data: LabelledFrame,
     family: str,
@@ -71,28 +172,8 @@ def train_family(
 
     ``live``: the champion's live record, for the promotion gate (``registry.decide``).
     """
-    log.info("%s %s: walk-forward %s .. %s", data.symbol, family, test_start, cut)
-    evaluation = walk_forward(data, family, weekly_folds(test_start, cut), cfg, on_fold)
-    summary = score(evaluation)
-    rows = data.until(cut)
-    started = pd.Timestamp.now()
-    fitted = fit_on(rows, data, family, cfg)
-    final_seconds = (pd.Timestamp.now() - started).total_seconds()
-    spec = build_spec(data, fitted, rows, summary, cut, conformal.final(evaluation.predictions))
-    decision, comparison = promotion(data, family, summary, cfg, live)
-    spec = replace(spec, champion_comparison=comparison)
-    tag = registry.register(fitted, spec, decision)
-    m = summary["metrics"]
-    log.info(
-        "%s -> %s (%s); walk-forward MAE %.2f, ratio %.4f vs persistence; final fit %.1f s",
-        tag,
-        decision.stage,
-        decision.reason,
-        m["mae"],
-        m["mae_ratio_vs_persistence"],
-        final_seconds,
-    )
-    return TrainOutcome(family, tag, decision, summary, evaluation, final_seconds)
+    job = plan_family(data, family, cut, test_start, cfg, live)
+    return register_fit(fit_family(job, on_fold))
 
 
 def promotion(
@@ -100,16 +181,16 @@ def promotion(
     family: str,
     summary: dict,
     cfg: FitConfig,
+    incumbent: Incumbent | None,
     live: registry.LiveEvidence | None = None,
 ) -> tuple[registry.Decision, dict | None]:
     """Apply the promotion rule, re-running the recipe on the champion's period if needed.
 
     Returns the decision and, when the recipe was re-run, its MAE on the champion's period.
     """
-    incumbent = model_store.champion(family, data.symbol)
     if incumbent is None:
         return registry.decide(summary["metrics"], None), None
-    theirs = dict(incumbent.spec.metrics)
+    theirs = dict(incumbent.metrics)
     ours, comparison = summary["metrics"], None
     if not registry.same_period(ours, theirs):
         folds = weekly_folds(utc(theirs["period_start"]), utc(theirs["period_end"]))
@@ -155,3 +236,25 @@ def build_spec(
 def _public(metrics: dict) -> dict:
     keys = (*METRIC_KEYS, "dm_pvalue", *INTERVAL_KEYS, "period_start", "period_end")
     return {k: metrics[k] for k in keys if k in metrics}
+
+
+def train_jobs(
+    jobs: Sequence[FamilyJob],
+    executor: Executor = "serial",
+    on_fold: Callable[[FamilyJob, Fold], None] | None = None,
+    on_done: Callable[[str], None] | None = None,
+) -> tuple[list[TrainOutcome], list[UnitFailure]]:
+    """Fit every job (in turn, or as Ray tasks), then register each in the jobs' order.
+
+    Every write happens here, in the driver, after the fits: a unit that failed (or whose
+    Ray worker was killed) registers nothing and leaves the others' versions intact; it
+    is returned as a :class:`UnitFailure`. ``on_fold`` reports folds of serial fits only.
+    """
+
+    def serial_fit(job: FamilyJob) -> FamilyFit:
+        return fit_family(job, (lambda fold: on_fold(job, fold)) if on_fold else None)
+
+    fn = serial_fit if executor == "serial" else fit_family
+    fits = run_units(fn, jobs, [j.label for j in jobs], executor, on_done)
+    outcomes = [register_fit(f) for f in fits if not isinstance(f, UnitFailure)]
+    return outcomes, [f for f in fits if isinstance(f, UnitFailure)]
