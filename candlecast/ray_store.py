@@ -27,6 +27,8 @@ from feast.infra.offline_stores.contrib.ray_offline_store.ray import (
     RayOfflineStoreConfig,
 )
 
+from candlecast.ray_cluster import ensure_ray
+
 TYPE = "candlecast.ray_store.GlobRayOfflineStore"
 
 
@@ -37,20 +39,28 @@ class GlobRayOfflineStoreConfig(RayOfflineStoreConfig):
 
 
 class GlobRayOfflineStore(RayOfflineStore):
-    """``RayOfflineStore`` whose reads see a glob FileSource as its directory."""
+    """``RayOfflineStore`` whose reads see a glob FileSource as its directory.
+
+    Each read first makes sure this process' capped cluster runs (``ensure_ray``): Feast
+    remembers "initialized" process-wide, so after a ``ray.shutdown()`` it would let Ray
+    auto-start an uncapped default cluster (every core, /tmp/ray) instead.
+    """
 
     @staticmethod
     def get_historical_features(config, feature_views, *args: Any, **kwargs: Any):
+        ensure_ray()
         views = [_with_readable_source(view) for view in feature_views]
         return RayOfflineStore.get_historical_features(config, views, *args, **kwargs)
 
     @staticmethod
     def pull_latest_from_table_or_query(config, data_source, *args: Any, **kwargs: Any):
+        ensure_ray()
         source = ray_readable(data_source)
         return RayOfflineStore.pull_latest_from_table_or_query(config, source, *args, **kwargs)
 
     @staticmethod
     def pull_all_from_table_or_query(config, data_source, *args: Any, **kwargs: Any):
+        ensure_ray()
         source = ray_readable(data_source)
         return RayOfflineStore.pull_all_from_table_or_query(config, source, *args, **kwargs)
 
