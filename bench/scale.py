@@ -12,11 +12,14 @@ For each S of BENCH_SCALE_SYMBOLS (default ``20,200``), BENCH_SCALE_HOURS hours 
 2. ``features``: ``compute_job`` (DuckDB features + offline parquet write).
 3. ``materialize-sqlite`` / 4. ``materialize-redis``: Feast apply, then
    ``materialize_all`` (the whole range) into SQLite (local profile) and into a
-   ``redis-server`` started here on a free 127.0.0.1 port (scale profile, no persistence).
-5. ``train``: a Lasso for every symbol, serially, the way ``candlecast train`` does
-   (``load_dataset`` + ``train_family``), on a small budget: the fit uses the last
-   BENCH_SCALE_TRAIN_DAYS days (default 90) and the walk-forward one week. Ray is not
-   installed this round: the Ray fan-out is not measured.
+   ``redis-server`` started here on a free 127.0.0.1 port (scale profile, no persistence;
+   ``CANDLECAST_SCALE_RAY=false``: Feast's local engine, so the two compare the stores).
+5. ``train`` / ``train-ray``: a Lasso for every symbol, the way ``candlecast train``
+   does it (the driver loads every dataset, ``train_jobs`` fits and registers the units)
+   on a small budget: the fit uses the last BENCH_SCALE_TRAIN_DAYS days (default 90) and
+   the walk-forward one week. ``train`` runs the units serially, ``train-ray`` as tasks
+   on a local Ray cluster (CANDLECAST_RAY_NUM_CPUS, default 2; its start is timed apart,
+   ``ray_init_s``) with its own model store; the serial/Ray ratio is printed per S.
 6. ``serve``: one ``bentoml serve`` for all S symbols (lasso), every symbol asked once,
    then p50/p99 of ``GET /predict`` for a random symbol per request (BENCH_SCALE_REQUESTS).
 
@@ -66,6 +69,7 @@ STEPS = (
     "materialize-sqlite",
     "materialize-redis",
     "train",
+    "train-ray",
     "serve",
 )
 #: Candles of the fake exchange end at this hour (the last closed hour of the run).
@@ -138,27 +142,61 @@ def step_materialize(symbols: list[str], hours: int) -> dict:
     }
 
 
-def step_train(symbols: list[str], hours: int) -> dict:
-    """A Lasso per symbol, serially, as ``candlecast train`` does it (small budget)."""
-    from candlecast.feast_store import DEFAULT_SERVICE
-    from training.dataset import LabelledFrame, load_dataset
-    from training.models import FitConfig
-    from training.train import data_end, train_family
+def step_train(symbols: list[str], hours: int, executor: str = "serial") -> dict:
+    """A Lasso per symbol, as ``candlecast train`` does it (small budget), on ``executor``.
 
-    load = fit = 0.0
-    for symbol in symbols:
-        started = time.perf_counter()
-        data = load_dataset(symbol, DEFAULT_SERVICE, "return")
-        loaded = time.perf_counter()
+    The driver loads every dataset (timed apart), then ``train_jobs`` fits the units
+    serially or as Ray tasks and registers them; ``seconds`` is that fit-and-register.
+    """
+    from candlecast.feast_store import DEFAULT_SERVICE
+    from training.dataset import load_dataset
+    from training.models import FitConfig
+
+    started = time.perf_counter()
+    datasets = [_recent(load_dataset(symbol, DEFAULT_SERVICE, "return")) for symbol in symbols]
+    loaded = time.perf_counter()
+    info = {"dataset_s_per_symbol": (loaded - started) / len(symbols), "executor": executor}
+    if executor == "ray":
+        from candlecast.ray_cluster import ensure_ray
+
+        ray = ensure_ray()
+        info["ray_cpus"] = int(ray.cluster_resources().get("CPU", 0))
+        info["ray_init_s"] = time.perf_counter() - loaded
+    fit_started = time.perf_counter()
+    trained, failed = _fit_all(datasets, FitConfig(), executor)
+    info["seconds"] = time.perf_counter() - fit_started
+    info.update(trained=trained, failed=failed, fit_s_per_symbol=info["seconds"] / len(symbols))
+    return info
+
+
+def step_train_ray(symbols: list[str], hours: int) -> dict:
+    """``step_train`` with every unit a task on a local Ray cluster (ray_num_cpus CPUs)."""
+    return step_train(symbols, hours, "ray")
+
+
+def _recent(data):
+    """The last TRAIN_DAYS of a symbol's rows: the bench's small training budget."""
+    from training.dataset import LabelledFrame
+    from training.train import data_end
+
+    frame = data.frame[
+        data.frame["event_timestamp"] > data_end(data) - pd.Timedelta(days=TRAIN_DAYS)
+    ]
+    return LabelledFrame(
+        frame.reset_index(drop=True), data.features, data.target, data.symbol, data.feature_service
+    )
+
+
+def _fit_all(datasets: list, cfg, executor: str) -> tuple[int, int]:
+    """(trained, failed) lasso units of every dataset, cut at its end, walk-forward EVAL_DAYS."""
+    from training.train import data_end, plan_family, train_jobs
+
+    jobs = []
+    for data in datasets:
         cut = data_end(data)
-        recent = data.frame[data.frame["event_timestamp"] > cut - pd.Timedelta(days=TRAIN_DAYS)]
-        trimmed = LabelledFrame(
-            recent.reset_index(drop=True), data.features, data.target, symbol, DEFAULT_SERVICE
-        )
-        train_family(trimmed, "lasso", cut, cut - pd.Timedelta(days=EVAL_DAYS), FitConfig())
-        load, fit = load + loaded - started, fit + time.perf_counter() - loaded
-    n = len(symbols)
-    return {"dataset_s_per_symbol": load / n, "fit_s_per_symbol": fit / n, "ray": "not measured"}
+        jobs.append(plan_family(data, "lasso", cut, cut - pd.Timedelta(days=EVAL_DAYS), cfg))
+    outcomes, failures = train_jobs(jobs, executor)  # type: ignore[arg-type]
+    return len(outcomes), len(failures)
 
 
 def step_serve(symbols: list[str], hours: int) -> dict:
@@ -228,6 +266,7 @@ STEP_FUNCTIONS: dict[str, Callable[[list[str], int], dict]] = {
     "materialize-sqlite": step_materialize,
     "materialize-redis": step_materialize,
     "train": step_train,
+    "train-ray": step_train_ray,
     "serve": step_serve,
 }
 
@@ -312,6 +351,9 @@ def run_size(count: int, hours: int, steps: tuple[str, ...] = STEPS) -> list[Ste
                 results.append(_backfill(root, symbols, hours, end, env, client_env))
             elif step == "materialize-redis":
                 results.append(_redis_step(root, symbols, hours, env))
+            elif step == "train-ray":  # its own model store: the serial run's champions
+                env["BENTOML_HOME"] = str(root / "bentoml-ray")  # would change its gate
+                results.append(run_step(step, root, symbols, hours, env))
             else:
                 results.append(run_step(step, root, symbols, hours, env))
             print(f"  S={count}: {_row(results[-1])}", flush=True)
@@ -340,6 +382,8 @@ def _redis_step(root: Path, symbols: list[str], hours: int, env: dict) -> StepRe
     server = RedisServer(root).start()
     try:
         env = {**env, "CANDLECAST_STORE_PROFILE": "scale", "CANDLECAST_REDIS_URL": server.url}
+        env["CANDLECAST_SCALE_RAY"] = "false"  # Redis alone, as before (the Ray engine's own
+        # cost is in README "Ray": seconds per view on 2 cores)
         result = run_step("materialize-redis", root, symbols, hours, env)
         result.info["redis_used_memory_peak_mb"] = _redis_peak_mb(server.port)
         return result
@@ -379,6 +423,19 @@ def print_budget(sizes: list[int], hours: int) -> None:
         )
 
 
+def print_train_ratio(count: int, results: list[StepResult]) -> None:
+    """Serial against Ray fit-and-register time for the same units, same run."""
+    by = {r.step: r for r in results}
+    if "train" not in by or "train-ray" not in by:
+        return
+    serial, ray = by["train"], by["train-ray"]
+    print(
+        f"  S={count} train lasso: serial {serial.seconds:.1f} s, Ray {ray.seconds:.1f} s on "
+        f"{ray.info.get('ray_cpus')} CPUs (+{ray.info.get('ray_init_s', 0):.1f} s cluster "
+        f"start): serial/Ray {serial.seconds / ray.seconds:.2f}x"
+    )
+
+
 def print_growth(runs: dict[int, list[StepResult]]) -> None:
     """The smallest-to-largest ratio per step, time and peak memory, against linear."""
     small, large = min(runs), max(runs)
@@ -412,7 +469,7 @@ def main() -> dict[int, list[StepResult]]:
     print(f"cpu: {cpu_model()}; cores: {os.cpu_count()}; load avg before: {_load()}")
     print(
         f"sizes S={SIZES} x {HOURS:,} h; train: lasso, last {TRAIN_DAYS} d, walk-forward "
-        f"{EVAL_DAYS} d, serial (Ray not installed: the Ray fan-out is not measured); "
+        f"{EVAL_DAYS} d, serial and on Ray; "
         f"serve: {REQUESTS} GET /predict, a random symbol each"
     )
     print_budget(SIZES, HOURS)
@@ -424,6 +481,7 @@ def main() -> dict[int, list[StepResult]]:
         print(f"\nS={count} symbols x {HOURS:,} h")
         print("  | step               |    step s | process s |  peak MB | figures |")
         runs[count] = run_size(count, HOURS)
+        print_train_ratio(count, runs[count])
         print(f"  S={count} total {time.perf_counter() - started:,.0f} s; load avg {_load()}")
     if len(runs) > 1:
         print_growth(runs)

@@ -44,7 +44,10 @@ def test_the_steps_did_their_work(tiny_run: list[scale.StepResult]) -> None:
     assert info["materialize-sqlite"]["online_symbols"] == 2
     assert info["materialize-redis"]["online_symbols"] == 2
     assert info["materialize-redis"]["profile"] == "scale"
-    assert info["train"]["ray"] == "not measured"
+    for step, executor in (("train", "serial"), ("train-ray", "ray")):
+        assert info[step]["executor"] == executor
+        assert (info[step]["trained"], info[step]["failed"]) == (2, 0)
+    assert info["train-ray"]["ray_cpus"] == 2
     serve = info["serve"]
     assert serve["served"] == 2  # a lasso prediction for every symbol
     assert 0 < serve["p50_ms"] <= serve["p99_ms"]
