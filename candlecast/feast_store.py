@@ -95,10 +95,23 @@ def get_store(profile: StoreProfile | None = None) -> FeatureStore:
     settings.export_env()
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     if settings.store_profile == "scale" and not settings.scale_ray:
-        return FeatureStore(config=_without_ray(settings.feature_store_yaml, settings.feature_repo))
+        config = _without_ray(settings.feature_store_yaml, settings.feature_repo)
+        return FeatureStore(repo_path=str(settings.feature_repo), config=config)
+    if settings.store_profile == "scale":
+        _require_ray()
     return FeatureStore(
         repo_path=str(settings.feature_repo), fs_yaml_file=settings.feature_store_yaml
     )
+
+
+def _require_ray() -> None:
+    """Say which extra (or setting) the scale profile's Ray parts need, not Feast's import."""
+    from candlecast.ray_cluster import RayMissing, ray_module
+
+    try:
+        ray_module()
+    except RayMissing as exc:
+        raise RayMissing(f"{exc}; or CANDLECAST_SCALE_RAY=false for Redis alone") from None
 
 
 def _without_ray(yaml_file: Path, repo: Path) -> RepoConfig:

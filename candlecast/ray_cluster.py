@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from candlecast.errors import Failure
 from candlecast.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 
-class RayMissing(ImportError):  # noqa: N818 (the install step is the message)
-    """``ray`` is not installed: the scale extra is not in this environment."""
+class RayMissing(Failure, ImportError):  # noqa: N818 (the install step is the message)
+    """``ray`` is not installed: the scale extra is not in this environment (exit 1)."""
 
 
 def ray_module() -> Any:

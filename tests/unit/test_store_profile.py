@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -144,3 +145,54 @@ def test_nothing_imports_redis_at_module_level(package):
                 else []
             )
             assert not any(n.split(".")[0] == "redis" for n in names), path
+
+
+def _scale(monkeypatch, **env: str):
+    from candlecast.settings import reset_settings
+
+    monkeypatch.setenv("CANDLECAST_STORE_PROFILE", "scale")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
+    return feast_store.get_store()
+
+
+def test_the_scale_profile_reads_offline_through_ray_capped_and_materializes_with_ray(
+    home, monkeypatch
+):
+    pytest.importorskip("ray", reason="the scale extra")
+    from candlecast.settings import get_settings
+
+    store = _scale(monkeypatch, CANDLECAST_RAY_NUM_CPUS="1")
+    settings = get_settings()
+    offline, engine = store.config.offline_store, store.config.batch_engine
+    assert offline.type == "candlecast.ray_store.GlobRayOfflineStore"
+    assert type(store._get_provider().offline_store).__name__ == "GlobRayOfflineStore"
+    assert engine.type == "ray.engine" and engine.max_workers == 1
+    for conf in (offline.ray_conf, engine.ray_conf):
+        assert conf == {
+            "address": "local",  # a new cluster, never one another user started
+            "num_cpus": 1,
+            "include_dashboard": False,
+            "_temp_dir": str(settings.ray_temp_dir),
+        }
+    assert store.config.online_store.type == "redis"
+
+
+def test_scale_ray_false_keeps_redis_with_duckdb_and_the_local_engine(home, monkeypatch):
+    store = _scale(monkeypatch, CANDLECAST_SCALE_RAY="false")
+    assert store.config.offline_store.type == "duckdb"
+    assert store.config.batch_engine.type == "local"
+    assert Path(store.repo_path) == PROJECT_ROOT / "feature_repo"
+    assert store.config.online_store.type == "redis"
+    assert store.config.registry.path == str(home / "feast" / "registry.db")
+
+
+def test_rays_temp_dir_is_under_the_home_unless_its_sockets_would_not_fit(tmp_path):
+    short = Settings(home=tmp_path.parent / "h")
+    if len(str(short.home / "ray")) <= 44:
+        assert short.ray_temp_dir == short.home / "ray"
+    long = Settings(home=tmp_path / ("x" * 60))
+    assert long.ray_temp_dir.name.startswith("candlecast-ray-")
+    assert len(str(long.ray_temp_dir)) <= 44
+    assert Settings(home=tmp_path / ("y" * 60)).ray_temp_dir != long.ray_temp_dir  # per home
