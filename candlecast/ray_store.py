@@ -26,8 +26,7 @@ from feast.infra.offline_stores.contrib.ray_offline_store.ray import (
     RayOfflineStore,
     RayOfflineStoreConfig,
 )
-
-from candlecast.ray_cluster import ensure_ray
+from feast.infra.ray_initializer import ensure_ray_initialized
 
 TYPE = "candlecast.ray_store.GlobRayOfflineStore"
 
@@ -41,28 +40,37 @@ class GlobRayOfflineStoreConfig(RayOfflineStoreConfig):
 class GlobRayOfflineStore(RayOfflineStore):
     """``RayOfflineStore`` whose reads see a glob FileSource as its directory.
 
-    Each read first makes sure this process' capped cluster runs (``ensure_ray``): Feast
-    remembers "initialized" process-wide, so after a ``ray.shutdown()`` it would let Ray
-    auto-start an uncapped default cluster (every core, /tmp/ray) instead.
+    Each read first makes sure a cluster runs, started from the YAML's ``ray_conf`` (the
+    caps) if none does: Feast remembers "initialized" process-wide, so after a
+    ``ray.shutdown()`` it would let Ray auto-start an uncapped default cluster (every
+    core, /tmp/ray) instead.
     """
 
     @staticmethod
     def get_historical_features(config, feature_views, *args: Any, **kwargs: Any):
-        ensure_ray()
+        _running(config)
         views = [_with_readable_source(view) for view in feature_views]
         return RayOfflineStore.get_historical_features(config, views, *args, **kwargs)
 
     @staticmethod
     def pull_latest_from_table_or_query(config, data_source, *args: Any, **kwargs: Any):
-        ensure_ray()
+        _running(config)
         source = ray_readable(data_source)
         return RayOfflineStore.pull_latest_from_table_or_query(config, source, *args, **kwargs)
 
     @staticmethod
     def pull_all_from_table_or_query(config, data_source, *args: Any, **kwargs: Any):
-        ensure_ray()
+        _running(config)
         source = ray_readable(data_source)
         return RayOfflineStore.pull_all_from_table_or_query(config, source, *args, **kwargs)
+
+
+def _running(config: Any) -> None:
+    """Start Feast's Ray cluster from ``config``'s ``ray_conf`` unless one is running."""
+    import ray
+
+    if not ray.is_initialized():
+        ensure_ray_initialized(config, force_reinit=True)
 
 
 def _with_readable_source(view: Any) -> Any:

@@ -63,7 +63,7 @@ def candle_commands(source: str, symbols: list[str]) -> list[tuple[str, list[str
 
 def pipeline(source: str, symbols: list[str]) -> list[tuple[str, list[str]]]:
     """The demo's steps, each a titled ``python`` argument list: one training per symbol
-    (``train`` takes one symbol; its models and champions are that symbol's)."""
+    (one ``train`` per symbol: its models and champions are that symbol's)."""
     return [
         *candle_commands(source, symbols),
         ("candle store status", [*CLI, "status"]),
