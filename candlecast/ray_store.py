@@ -117,5 +117,5 @@ def ray_readable(source: DataSource) -> DataSource:
 def glob_root(pattern: str) -> Path:
     """The deepest directory of ``pattern`` before its first wildcard part."""
     parts = Path(pattern).parts
-    fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]]
-    return Path(*fixed)
+    first_wild = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    return Path(*parts[:first_wild])
