@@ -91,6 +91,25 @@ def test_ray_units_fit_exactly_what_serial_units_fit(ray_cluster, two_symbols): 
     assert len({a.spec.data_fingerprint for a in serial}) == len(SYMBOLS)  # two real datasets
 
 
+def test_a_backtest_on_ray_reports_what_the_serial_one_does(ray_cluster, two_symbols):  # noqa: F811
+    """Each family a Ray task: the same walk-forward predictions, so the same report."""
+    from training.backtest import report, run_backtest
+
+    unit = jobs(two_symbols)[0]
+    data, start = unit.data, unit.test_start - pd.Timedelta(days=7)  # two weekly folds
+    args = (data, list(FAMILIES), start, unit.cut, unit.cfg)
+    serial, on_ray = run_backtest(*args), run_backtest(*args, executor="ray")
+    assert list(on_ray) == list(serial) == list(FAMILIES)
+    for family in FAMILIES:
+        assert len(serial[family].folds) == 2
+        pd.testing.assert_frame_equal(on_ray[family].predictions, serial[family].predictions)
+    want, got = report(data, serial), report(data, on_ray)
+    for payload in (want, got):
+        for entry in payload["models"].values():
+            entry.pop("fit_seconds")  # wall time, the one figure that may differ
+    assert got == want
+
+
 def test_a_worker_killed_mid_training_fails_its_unit_and_keeps_the_others(
     ray_cluster,  # noqa: F811
     two_symbols,
