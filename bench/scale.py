@@ -342,11 +342,12 @@ def run_size(count: int, hours: int, steps: tuple[str, ...] = STEPS) -> list[Ste
 
     symbols = symbol_names(count)
     root = Path(tempfile.mkdtemp(prefix=f"candlecast-bench-scale-{count}-"))
+    ray_dir = tempfile.mkdtemp(prefix="cc-ray-")  # short: Ray's socket paths (<= 107 bytes)
     end = pd.Timestamp.now(tz="UTC").floor("h")
     results = []
     try:
         for step in steps:
-            env: dict[str, str] = {END_ENV: end.isoformat()}
+            env: dict[str, str] = {END_ENV: end.isoformat(), "CANDLECAST_RAY_DIR": ray_dir}
             if step == "backfill":
                 results.append(_backfill(root, symbols, hours, end, env, client_env))
             elif step == "materialize-redis":
@@ -358,6 +359,7 @@ def run_size(count: int, hours: int, steps: tuple[str, ...] = STEPS) -> list[Ste
                 results.append(run_step(step, root, symbols, hours, env))
             print(f"  S={count}: {_row(results[-1])}", flush=True)
     finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
         if not os.environ.get("BENCH_SCALE_KEEP"):
             shutil.rmtree(root, ignore_errors=True)
     return results
