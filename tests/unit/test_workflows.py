@@ -260,3 +260,4 @@ def test_the_scale_profile_adds_redis_and_points_both_services_at_it(compose: di
         env = service["environment"]
         assert env["CANDLECAST_STORE_PROFILE"] == "${CANDLECAST_STORE_PROFILE:-local}"
         assert env["CANDLECAST_REDIS_URL"].endswith("redis://127.0.0.1:6379/0}")
+        assert env["CANDLECAST_SCALE_RAY"] == "false"  # the image has no Ray
