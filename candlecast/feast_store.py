@@ -16,10 +16,10 @@ import sqlite3
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -189,6 +189,50 @@ def ensure_applied() -> FeatureStore:
 def materialize(start: datetime, end: datetime, store: FeatureStore | None = None) -> None:
     """Load offline rows with ``start <= event_timestamp <= end`` into the online store."""
     (store or get_store()).materialize(start_date=utc(start), end_date=utc(end))
+
+
+def online_window(store: FeatureStore) -> timedelta:
+    """The longest TTL of the views that feed the online store (their point-in-time reach).
+
+    A row older than that before a symbol's newest one is never the row the online store
+    ends with, so it is the width of a :func:`materialize_latest` window.
+    """
+    ttls = [view.ttl for view in store.list_feature_views() if view.online and view.ttl]
+    return max(ttls, default=timedelta(hours=1))
+
+
+def latest_windows(
+    stamps: Iterable[pd.Timestamp], width: timedelta
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The fewest ascending ``(start, end)`` windows, none wider than ``width``, holding
+    every stamp: symbols that are up to date share one window, a stale one gets its own."""
+    windows: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    for stamp in sorted({utc(s) for s in stamps}):
+        if windows and stamp - windows[-1][0] <= width:
+            windows[-1] = (windows[-1][0], stamp)
+        else:
+            windows.append((stamp, stamp))
+    return windows
+
+
+def materialize_latest(
+    latest: Mapping[str, pd.Timestamp], store: FeatureStore | None = None
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Write each symbol's newest row online, reading only the rows near the newest ones.
+
+    ``latest`` maps symbols to their newest offline event_timestamp. The online store
+    keeps one row per symbol, and Feast's materialize writes, per symbol, the newest row
+    of the window it reads, so windows around those timestamps end with the rows a
+    materialize of the whole history ends with, for a small, constant cost: Feast's
+    offline read (and its memory) grows with the rows in the window, ~one per symbol,
+    not with the history. Windows run oldest first, so a symbol seen in two ends with
+    its newest row. Returns the windows.
+    """
+    store = store or get_store()
+    windows = latest_windows(latest.values(), online_window(store))
+    for start, end in windows:
+        materialize(start, end, store)
+    return windows
 
 
 def push_online(rows: pa.Table | pd.DataFrame, store: FeatureStore | None = None) -> None:

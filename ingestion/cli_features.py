@@ -21,7 +21,7 @@ def features(
     symbol: list[str] = typer.Option(None, "--symbol", "-s", help=SYMBOL_HELP),
     full: bool = typer.Option(False, help="Recompute every row instead of extending."),
     materialize: bool = typer.Option(
-        False, help="Also `feast apply` and materialize the dataset's whole range online."
+        False, help="Also `feast apply` and put each symbol's newest feature row online."
     ),
 ) -> None:
     """Compute or extend the feature dataset ($CANDLECAST_HOME/features) from the candles.
@@ -53,9 +53,12 @@ def features(
     if materialize:
         with errors():
             feast_store.apply()
-            window = materialize_all(parse_symbols(symbol) or None)
-        if window:
-            out.print(f"materialized {window[0]:%Y-%m-%d %H:%M} .. {window[1]:%Y-%m-%d %H:%M} UTC")
+            windows = materialize_all(parse_symbols(symbol) or None)
+        if windows:
+            out.print(
+                f"materialized the newest rows: {windows[0][0]:%Y-%m-%d %H:%M} .. "
+                f"{windows[-1][1]:%Y-%m-%d %H:%M} UTC ({len(windows)} windows)"
+            )
 
 
 def update(

@@ -27,7 +27,7 @@ from candlecast.feature_catalog import LAGS, peer_symbol
 from candlecast.settings import get_settings
 from candlecast.symbols import normalize_symbol
 from candlecast.times import HOUR
-from ingestion.feature_dataset import ExtendResult, FeatureDataset, extend_features
+from ingestion.feature_dataset import ExtendSummary, FeatureDataset, extend_features
 from ingestion.gaps import Gap, missing_hours
 from ingestion.store import CandleStore
 
@@ -48,37 +48,50 @@ def _stores() -> tuple[CandleStore, FeatureDataset]:
     return CandleStore(settings.candles_dir), FeatureDataset(settings.features_dir)
 
 
-def compute_job(symbols: list[str] | None = None, full: bool = False) -> list[ExtendResult]:
-    """Extend (or with ``full`` recompute) the feature rows of ``symbols`` (default: all)."""
+def compute_job(symbols: list[str] | None = None, full: bool = False) -> list[ExtendSummary]:
+    """Extend (or with ``full`` recompute) the feature rows of ``symbols`` (default: all).
+
+    One symbol at a time, each one's rows written and dropped before the next: memory
+    stays that of one symbol's computation however many symbols there are.
+    """
     candles, dataset = _stores()
     names = [normalize_symbol(s) for s in symbols] if symbols else candles.symbols()
     missing = [s for s in names if not candles.files(s)]
     if missing:
         raise LookupError(f"no candles stored for {', '.join(missing)}; backfill or load-csv first")
-    return [extend_features(candles, dataset, name, full=full) for name in names]
+    return [extend_features(candles, dataset, name, full=full).summary() for name in names]
 
 
-def materialize_all(symbols: list[str] | None = None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """Materialize the whole event-time range of the dataset (first row .. last row)."""
+def materialize_all(symbols: list[str] | None = None) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Put the newest feature row of ``symbols`` (default: all) online; returns the windows.
+
+    Only the rows near each symbol's newest one are read (``materialize_latest``): the
+    online store keeps one row per symbol, so materializing the whole history cost time
+    and memory linear in it (~2.7 KB a row in Feast's read) for the same end state.
+    Feast reads every entity in a window, so other symbols with rows there are written
+    too (each with its newest row in the window), as a whole-range materialize did.
+    """
     from candlecast import feast_store
 
     dataset = FeatureDataset(get_settings().features_dir)
     names = [normalize_symbol(s) for s in symbols] if symbols else None
-    window = dataset.time_range(names)  # reads the key column only, not 100 feature columns
-    if window is None:
+    latest = dataset.latest(names)  # key column of each symbol's last month file only
+    if not latest:
         log.info("materialize: no feature rows for %s", ", ".join(names or ["any symbol"]))
-        return None
+        return []
     started = time.perf_counter()
     # Feast reads every feature file: an unreadable one is named, not a DuckDB traceback.
     with dataset.guard(), _feast_chatter():
-        feast_store.materialize(*window)
+        windows = feast_store.materialize_latest(latest)
     log.info(
-        "materialized %s .. %s UTC online in %.2f s",
-        f"{window[0]:%Y-%m-%dT%H:%M}",
-        f"{window[1]:%Y-%m-%dT%H:%M}",
+        "materialized the newest rows of %d symbols online (%d windows, %s .. %s UTC) in %.2f s",
+        len(latest),
+        len(windows),
+        f"{windows[0][0]:%Y-%m-%dT%H:%M}",
+        f"{windows[-1][1]:%Y-%m-%dT%H:%M}",
         time.perf_counter() - started,
     )
-    return window
+    return windows
 
 
 @contextlib.contextmanager
@@ -94,7 +107,7 @@ def _feast_chatter() -> Iterator[None]:
         yield
 
 
-def publish(symbols: list[str] | None = None) -> list[ExtendResult]:
+def publish(symbols: list[str] | None = None) -> list[ExtendSummary]:
     """Features of ``symbols`` (default: all) offline, Feast applied, their range online.
 
     What ``candlecast features --materialize`` does, for code that builds a home

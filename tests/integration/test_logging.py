@@ -133,7 +133,8 @@ def test_ingestion_jobs_log_their_figures(home, fake_coinbase, tmp_path):
     logged(
         features.stderr,
         "ingestion.feature_jobs",
-        r"materialized \S+ \.\. \S+ UTC online in [\d.]+ s$",
+        r"materialized the newest rows of 1 symbols online \(1 windows, \S+ \.\. \S+ UTC\) "
+        r"in [\d.]+ s$",
     )
     assert "Materializing" not in features.stdout + features.stderr  # Feast's own prints
     assert not [line for line in log_lines(features.stderr) if " DEBUG " in line]

@@ -92,6 +92,37 @@ def test_a_regenerated_sample_leaves_no_stale_feature_rows(home):
     assert_rows_equal(stored(home), expected, FEATURE_COLUMNS)
 
 
+def test_the_job_keeps_no_symbols_rows_once_they_are_stored(home, monkeypatch):
+    """Each symbol's rows are dropped when written, so memory is one symbol's, not S."""
+    import gc
+    import weakref
+
+    from ingestion import feature_jobs
+    from ingestion.sample import write_sample
+
+    store, end = CandleStore(home / "candles"), pd.Timestamp("2024-03-01", tz="UTC")
+    for seed, name in enumerate(["BTC-USD", "ETH-USD", "SOL-USD"]):
+        write_sample(store, name, hours=200, seed=seed, end=end)
+    tables = []
+    real = feature_jobs.extend_features
+
+    def watched(*args, **kwargs):
+        gc.collect()  # the rows of the symbols before this one are gone already
+        assert [t() for t in tables] == [None] * len(tables)
+        result = real(*args, **kwargs)
+        tables.append(weakref.ref(result.rows))
+        return result
+
+    monkeypatch.setattr(feature_jobs, "extend_features", watched)
+    results = compute_job()
+    gc.collect()
+    assert [t() for t in tables] == [None, None, None]
+    counts = stored(home).groupby("symbol").size()
+    assert {(r.symbol, r.count, r.full) for r in results} == {
+        (name, int(n), True) for name, n in counts.items()
+    }
+
+
 def test_extensions_of_one_symbol_are_serialised(home):
     """`features` and the hourly `update` may overlap: the second waits for the first."""
     import threading
