@@ -125,6 +125,10 @@ class FeatureDataset:
         """Absolute glob of every feature file: the Feast FileSource path."""
         return str(self.root / FEATURE_FILES)
 
+    def symbol_glob(self, symbol: str) -> str:
+        """Absolute glob of one symbol's feature files (a narrower FileSource path)."""
+        return str(self.root / normalize_symbol(symbol) / "*.parquet")
+
     def files(self, symbol: str | None = None) -> list[Path]:
         pattern = f"{normalize_symbol(symbol)}/*.parquet" if symbol else FEATURE_FILES
         return sorted(self.root.glob(pattern))

@@ -120,15 +120,20 @@ def load_dataset(symbol: str, feature_service: str, target: str = "return") -> L
             f"backfill --symbol {symbol}` or `candlecast load-csv FILE --symbol {symbol}`"
         )
     features_cmd = f"`candlecast features --symbol {symbol}`"
-    if not any(get_settings().features_dir.rglob("*.parquet")):
-        raise DatasetError(f"no feature rows computed yet: run {features_cmd}")
+    dataset = FeatureDataset(get_settings().features_dir)
+    files = dataset.files(symbol)
+    if not files:
+        raise DatasetError(f"no feature rows computed for {symbol} yet: run {features_cmd}")
     rows = label_rows(candles)
     store = feast_store.ensure_applied()
     feast_store.feature_service(feature_service, store)  # an unknown name says which exist
     names = feast_store.feature_names(feature_service, store)
-    # Feast reads every feature file: an unreadable one is named, with what to do about it.
-    with FeatureDataset(get_settings().features_dir).guard():
-        features = feast_store.historical_features(rows[KEYS], feature_service, store)
+    # The join reads the symbol's own files only (its rows hold the peer's columns too);
+    # an unreadable one is named, with what to do about it.
+    with dataset.guard(files):
+        features = feast_store.historical_features(
+            rows[KEYS], feature_service, store, files=dataset.symbol_glob(symbol)
+        )
     frame = join_features(rows, features, names)
     if frame.empty:
         raise DatasetError(_no_rows_reason(symbol, feature_service, features, names, features_cmd))
