@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import requests
 
@@ -253,12 +254,27 @@ def parse_candles(symbol: str, payload: object, window: Window) -> pd.DataFrame:
         _check_row_shape(symbol, window, row)
     if not payload:
         return empty_candles()
-    frame = pd.DataFrame(payload, columns=COINBASE_FIELDS)
-    frame["time"] = pd.to_datetime(frame["time"].astype("int64"), unit="s", utc=True)
-    frame["symbol"] = symbol
-    frame = frame[(frame["time"] >= window.start) & (frame["time"] < window.end)]
-    frame = frame.drop_duplicates("time").sort_values("time", kind="stable")
-    return validate_candles(to_candle_frame(frame[CANDLE_COLUMNS]).reset_index(drop=True))
+    return validate_candles(_page_frame(symbol, np.asarray(payload, dtype="float64"), window))
+
+
+def _page_frame(symbol: str, rows: np.ndarray, window: Window) -> pd.DataFrame:
+    """Store rows of one page's ``[time, low, high, open, close, volume]`` arrays.
+
+    Only times in the window, the first of duplicated times, sorted by time, in the
+    store's dtypes, built from NumPy columns: pandas' per-page frame building and
+    coercion was a large part of a backfill's client time.
+    """
+    seconds = rows[:, 0].astype("int64")
+    start, end = (int(t.timestamp()) for t in (window.start, window.end))
+    inside = np.flatnonzero((seconds >= start) & (seconds < end))
+    _, first = np.unique(seconds[inside], return_index=True)  # sorted by time
+    keep = inside[first]
+    picked = rows[keep]
+    stamps = pd.DatetimeIndex((seconds[keep] * 1_000_000).astype("datetime64[us]"), tz="UTC")
+    columns = {"symbol": np.full(len(keep), symbol, dtype=object), "time": stamps}
+    for name in CANDLE_COLUMNS[2:]:
+        columns[name] = picked[:, COINBASE_FIELDS.index(name)]
+    return pd.DataFrame(columns, columns=CANDLE_COLUMNS)
 
 
 def _check_row_shape(symbol: str, window: Window, row: object) -> None:

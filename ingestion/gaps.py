@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from candlecast.times import HOUR
@@ -45,7 +46,8 @@ def find_gaps(
     with them, missing hours at the edges of the window count too (a backfill
     asked for them and the exchange had none).
     """
-    stamps = pd.DatetimeIndex(pd.to_datetime(pd.Series(list(times)), utc=True)).unique()
+    series = times if isinstance(times, pd.Series) else pd.Series(list(times))
+    stamps = pd.DatetimeIndex(pd.to_datetime(series, utc=True)).unique()
     stamps = stamps.sort_values()
     edges = []
     if start is not None:
@@ -57,12 +59,8 @@ def find_gaps(
     if len(points) < 2:
         return []
     points = points.as_unit("us")
-    steps = points[1:] - points[:-1]
-    return [
-        Gap(first=points[i] + HOUR, last=points[i + 1] - HOUR)
-        for i in range(len(steps))
-        if steps[i] > HOUR
-    ]
+    holes = np.flatnonzero((points[1:] - points[:-1]) > HOUR)  # vectorised: 17,520 h a symbol
+    return [Gap(first=points[i] + HOUR, last=points[i + 1] - HOUR) for i in holes]
 
 
 def missing_hours(gaps: list[Gap]) -> int:

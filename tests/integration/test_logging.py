@@ -95,7 +95,7 @@ def test_ingestion_jobs_log_their_figures(home, fake_coinbase, tmp_path):
     logged(
         backfill,
         "ingestion.backfill",
-        r"BTC-USD backfill \S+ \.\. \S+: 2 pages, 3 requests, 399 fetched, 399 new, "
+        r"BTC-USD backfill \S+ \.\. \S+: 2 pages \(\d writes\), 3 requests, 399 fetched, 399 new, "
         r"0 already stored, 1 gaps \(1 h\), [\d.]+ s$",
     )
     logged(
