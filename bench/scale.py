@@ -11,7 +11,8 @@ For each S of BENCH_SCALE_SYMBOLS (default ``20,200``), BENCH_SCALE_HOURS hours 
    the budget and what Coinbase's limit implies are printed.
 2. ``features``: ``compute_job`` (DuckDB features + offline parquet write).
 3. ``materialize-sqlite`` / 4. ``materialize-redis``: Feast apply, then
-   ``materialize_all`` (the whole range) into SQLite (local profile) and into a
+   ``materialize_all`` (each symbol's newest row: windows of the views' TTL around the
+   newest rows, not the whole range) into SQLite (local profile) and into a
    ``redis-server`` started here on a free 127.0.0.1 port (scale profile, no persistence;
    ``CANDLECAST_SCALE_RAY=false``: Feast's local engine, so the two compare the stores).
 5. ``train`` / ``train-ray``: a Lasso for every symbol, the way ``candlecast train``
@@ -33,6 +34,9 @@ child before it exits, so the ``serve`` row also gives the server tree's peak (s
 every process's VmHWM, read before it stops).
 
 Then the growth of each step from the smallest to the largest S, against linear.
+``BENCH_SCALE_SAVE=path.json`` writes this run's results; ``BENCH_SCALE_COMPARE=path.json``
+adds an earlier run's sizes to the growth table (marked: not the same run), for when the
+sizes cannot run back to back.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -130,7 +134,7 @@ def step_materialize(symbols: list[str], hours: int) -> dict:
     started = time.perf_counter()
     store = feast_store.apply()
     applied = time.perf_counter()
-    materialize_all()
+    windows = materialize_all()
     seconds = time.perf_counter() - applied
     reader = feast_store.OnlineReader(feast_store.PRICE_SERVICE, store)
     online = sum(reader.read(s).event_timestamp is not None for s in symbols)
@@ -138,6 +142,7 @@ def step_materialize(symbols: list[str], hours: int) -> dict:
         "seconds": seconds,
         "apply_s": applied - started,
         "online_symbols": online,
+        "windows": len(windows),
         "profile": get_settings().store_profile,
     }
 
@@ -465,6 +470,18 @@ def print_growth(runs: dict[int, list[StepResult]]) -> None:
             print(f"  {a.step} figures S={large}/S={small}: " + ", ".join(ratios))
 
 
+def save_runs(runs: dict[int, list[StepResult]], path: Path) -> None:
+    """Write the runs as JSON (``BENCH_SCALE_SAVE``), for a later run to compare against."""
+    data = {str(count): [asdict(r) for r in results] for count, results in runs.items()}
+    path.write_text(json.dumps({"load_after": _load(), "runs": data}, indent=1))
+
+
+def load_runs(path: Path) -> dict[int, list[StepResult]]:
+    """Runs saved by :func:`save_runs` (``BENCH_SCALE_COMPARE``)."""
+    data = json.loads(path.read_text())["runs"]
+    return {int(count): [StepResult(**r) for r in results] for count, results in data.items()}
+
+
 def main() -> dict[int, list[StepResult]]:
     from bench.serving import cpu_model
 
@@ -485,8 +502,14 @@ def main() -> dict[int, list[StepResult]]:
         runs[count] = run_size(count, HOURS)
         print_train_ratio(count, runs[count])
         print(f"  S={count} total {time.perf_counter() - started:,.0f} s; load avg {_load()}")
+    if os.environ.get("BENCH_SCALE_SAVE"):
+        save_runs(runs, Path(os.environ["BENCH_SCALE_SAVE"]))
     if len(runs) > 1:
         print_growth(runs)
+    if os.environ.get("BENCH_SCALE_COMPARE"):
+        earlier = load_runs(Path(os.environ["BENCH_SCALE_COMPARE"]))
+        print(f"\nagainst the earlier run's S={sorted(earlier)} (not the same run):")
+        print_growth({**earlier, **runs})
     print(f"load avg after: {_load()}")
     return runs
 

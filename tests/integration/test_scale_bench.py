@@ -95,3 +95,16 @@ def scale_candles():
     from ingestion.sample import synthetic_candles
 
     return synthetic_candles("BTC-USD", 48, seed=0)
+
+
+def test_saved_runs_load_back_for_a_later_comparison(tmp_path) -> None:
+    runs = {
+        2: [
+            scale.StepResult("baseline", 1.0, 2.0, 100.0),
+            scale.StepResult("train", 2.0, 3.0, 5.0),
+        ],
+        20: [scale.StepResult("baseline", 1.0, 2.0, 99.0, {"windows": 1})],
+    }
+    path = tmp_path / "runs.json"
+    scale.save_runs(runs, path)
+    assert scale.load_runs(path) == runs
