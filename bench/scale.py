@@ -25,8 +25,11 @@ For each S of BENCH_SCALE_SYMBOLS (default ``20,200``), BENCH_SCALE_HOURS hours 
    then p50/p99 of ``GET /predict`` for a random symbol per request (BENCH_SCALE_REQUESTS).
 
 Each step runs in its own subprocess (``python -m bench.scale --step ...``), so its peak
-memory is its own: the peak RSS is ``ru_maxrss`` of that child from ``os.wait4`` (the
-largest single process among the child and the descendants it reaped). The step time
+memory is its own: the peak RSS is the child's own ``VmHWM`` (read by the child as it
+ends) or, if larger, the largest descendant it reaped (``RUSAGE_CHILDREN``). Not the
+parent's ``os.wait4`` ``ru_maxrss``: Linux starts a child's ``maxrss`` at the RSS it
+forked from, so every step read at least the parent's size (which holds the fake
+exchange's candles: ~370 MB at 200 symbols). The step time
 is measured inside the child around the step's work (imports excluded; the process wall
 time including imports is shown too). A ``baseline`` step (imports only) gives the
 memory floor every step starts from. The server's processes are not reaped by the step
@@ -45,6 +48,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -76,6 +80,8 @@ STEPS = (
     "train-ray",
     "serve",
 )
+#: BENCH_SCALE_STEPS: the steps to run, in order (default: all; each needs those before it).
+STEPS_RUN = tuple(s for s in os.environ.get("BENCH_SCALE_STEPS", ",".join(STEPS)).split(",") if s)
 #: Candles of the fake exchange end at this hour (the last closed hour of the run).
 END_ENV = "BENCH_SCALE_END"
 
@@ -284,6 +290,8 @@ def child(step: str, symbols: list[str], hours: int) -> None:
     started = time.perf_counter()
     info = STEP_FUNCTIONS[step](symbols, hours)
     info.setdefault("seconds", time.perf_counter() - started)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    info["peak_kb"] = max(_hwm_kb(os.getpid()), reaped)
     print("RESULT " + json.dumps(info), flush=True)
 
 
@@ -300,7 +308,7 @@ class StepResult:
 
 
 def run_step(step: str, root: Path, symbols: list[str], hours: int, env: dict) -> StepResult:
-    """``python -m bench.scale --step`` in a child; its rusage comes from ``os.wait4``."""
+    """``python -m bench.scale --step`` in a child; its peak RSS is what the child reports."""
     cmd = [sys.executable, "-m", "bench.scale", "--step", step, "--hours", str(hours)]
     cmd += ["--symbols", ",".join(symbols)]
     child_env = {**os.environ, **_home_env(root), **env}
@@ -308,7 +316,7 @@ def run_step(step: str, root: Path, symbols: list[str], hours: int, env: dict) -
     started = time.perf_counter()
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=child_env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
     text = log.read_text(errors="replace")
@@ -317,7 +325,7 @@ def run_step(step: str, root: Path, symbols: list[str], hours: int, env: dict) -
         raise RuntimeError(f"step {step} failed ({proc.returncode}):\n{text[-4000:]}")
     info = json.loads(lines[-1].removeprefix("RESULT "))
     seconds = info.pop("seconds")
-    return StepResult(step, seconds, wall, usage.ru_maxrss / 1024, info)
+    return StepResult(step, seconds, wall, info.pop("peak_kb") / 1024, info)
 
 
 def _home_env(root: Path) -> dict[str, str]:
@@ -493,13 +501,13 @@ def main() -> dict[int, list[StepResult]]:
     )
     print_budget(SIZES, HOURS)
     print("step time = inside the step's child (imports excluded); process = its whole wall;")
-    print("peak RSS = ru_maxrss of the step's child (os.wait4), MB")
+    print("peak RSS = the step child's own VmHWM or its largest reaped descendant, MB")
     runs = {}
     for count in SIZES:
         started = time.perf_counter()
         print(f"\nS={count} symbols x {HOURS:,} h")
         print("  | step               |    step s | process s |  peak MB | figures |")
-        runs[count] = run_size(count, HOURS)
+        runs[count] = run_size(count, HOURS, STEPS_RUN)
         print_train_ratio(count, runs[count])
         print(f"  S={count} total {time.perf_counter() - started:,.0f} s; load avg {_load()}")
     if os.environ.get("BENCH_SCALE_SAVE"):
@@ -509,7 +517,7 @@ def main() -> dict[int, list[StepResult]]:
     if os.environ.get("BENCH_SCALE_COMPARE"):
         earlier = load_runs(Path(os.environ["BENCH_SCALE_COMPARE"]))
         print(f"\nagainst the earlier run's S={sorted(earlier)} (not the same run):")
-        print_growth({**earlier, **runs})
+        print_growth({**runs, **earlier})  # the earlier run's sizes replace this run's
     print(f"load avg after: {_load()}")
     return runs
 
