@@ -2,9 +2,10 @@
 
 ``candlecast live --replay`` runs as its own process on a new home: it fetches
 30 days of history, trains first champions (lasso, cnn), then replays each hour
-(fetch, publish, forecast, score) with a retrain every 24 h (two, after the first champions). The log it leaves
-must hold every hour once per model, scored against the exchange's closes, made
-by the champion of the moment and never by a model trained past the hour.
+(fetch, publish, forecast, score) with a retrain every 24 h (two, after the first
+champions). The log it leaves must hold every hour once per model, scored against the
+exchange's closes, made by the champion of the moment and never by a model trained past
+the hour.
 """
 
 from __future__ import annotations
