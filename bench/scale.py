@@ -245,18 +245,9 @@ def _get(session, url: str, symbol: str) -> tuple[int, float]:
 
 def _descendants_hwm_kb() -> int:
     """Sum of VmHWM (peak RSS) over this process's descendants: the server's tree."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    mine, frontier = set(), {os.getpid()}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - mine
-        mine |= frontier
+    from deploy.serve import descendants
+
+    mine = descendants(os.getpid())
     return sum(_hwm_kb(pid) for pid in mine)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.serve import descendants
+
 pytest.importorskip("ray", reason="the scale extra: pip install -e '.[scale]'")
 
 
@@ -49,7 +51,7 @@ def task_pids(title: str) -> list[int]:
     Ray titles a busy worker ``ray::<task name>``; only descendants of this process (its
     own cluster, not another user's) are returned.
     """
-    mine = _descendants(os.getpid())
+    mine = descendants(os.getpid())
     wanted = f"ray::{title}".encode()
     found = []
     for pid in mine:
@@ -60,19 +62,3 @@ def task_pids(title: str) -> list[int]:
         if cmdline.rstrip(b"\0").split(b"\0")[0] == wanted:
             found.append(pid)
     return found
-
-
-def _descendants(root: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    mine, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - mine
-        mine |= frontier
-    return mine
