@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from feast import FeatureStore
 
 from candlecast import feast_store
 from candlecast.settings import get_settings, reset_settings
 from ingestion.feature_dataset import FeatureDataset
 from ingestion.feature_jobs import materialize_all
 from tests.integration.conftest import FeatureHome
+from tests.integration.features.helpers import online
 
 pytestmark = pytest.mark.integration
 H = pd.Timedelta(hours=1)
@@ -42,19 +42,6 @@ def mixed_home(home: Path, synthetic_feature_home: FeatureHome) -> list[str]:
         dataset.write(pa.Table.from_pandas(part, preserve_index=False))
     feast_store.apply()
     return dataset.symbols()
-
-
-def online(store: FeatureStore, symbols: list[str]) -> dict[str, pd.DataFrame]:
-    """Every FeatureService's online values and event timestamps for ``symbols``."""
-    return {
-        service: pd.DataFrame(
-            store.get_online_features(
-                features=feast_store.feature_refs(service, store),
-                entity_rows=[{"symbol": s} for s in symbols],
-            ).to_dict(include_event_timestamps=True)
-        )
-        for service in feast_store.service_names(store)
-    }
 
 
 def test_windows_group_stamps_no_wider_than_the_width_oldest_first():

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from feast import FeatureStore
 
 from bentos.errors import FeaturesUnavailable
 from candlecast import feast_store
 from candlecast.settings import get_settings, reset_settings
 from ingestion.feature_dataset import FeatureDataset
 from tests.integration.conftest import FeatureHome
+from tests.integration.features.helpers import online
 from tests.integration.features.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -61,19 +61,6 @@ def scale_home(home: Path, synthetic_feature_home: FeatureHome, redis_server, mo
     feast_store.apply("local")  # the one registry, and SQLite's tables
     feast_store.apply()
     return home
-
-
-def online(store: FeatureStore, symbols: list[str]) -> dict[str, pd.DataFrame]:
-    """Every FeatureService's values and event timestamps for ``symbols``, per service."""
-    return {
-        service: pd.DataFrame(
-            store.get_online_features(
-                features=feast_store.feature_refs(service, store),
-                entity_rows=[{"symbol": s} for s in symbols],
-            ).to_dict(include_event_timestamps=True)
-        )
-        for service in feast_store.service_names(store)
-    }
 
 
 def assert_same(sqlite: dict[str, pd.DataFrame], redis: dict[str, pd.DataFrame]) -> None:
